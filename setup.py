@@ -1,0 +1,46 @@
+"""Build the compiled core ``trie_cache._radix`` from ``ext/_radix.pyx``.
+
+Set ``TRIE_CACHE_DEBUG_BUILD=1`` for an unoptimised build with symbols and assertions.
+A missing compiler or Cython fails the build: the pure-Python twin is chosen at import
+time only, so a broken build is never hidden.
+"""
+
+import os
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("TRIE_CACHE_DEBUG_BUILD", "").lower() in {"1", "true", "yes"}
+
+if sys.platform == "win32":
+    CFLAGS = ["/Od", "/Zi"] if DEBUG else ["/O2"]
+else:
+    CFLAGS = ["-O0", "-g3", "-UNDEBUG"] if DEBUG else ["-O3", "-DNDEBUG"]
+    CFLAGS += ["-Wall", "-Wno-unused-function", "-Wno-unreachable-code"]
+
+extensions = [
+    Extension(
+        "trie_cache._radix",
+        ["ext/_radix.pyx"],
+        include_dirs=["ext"],
+        extra_compile_args=CFLAGS,
+    )
+]
+
+print(f"*** trie_cache: building the compiled core ({'debug' if DEBUG else 'release'}) ***")
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "embedsignature": True,
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+        gdb_debug=DEBUG,
+    ),
+)

@@ -1,0 +1,38 @@
+"""trie_cache: an in-process cache on a radix trie with O(len(prefix)) invalidation."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ._cache import Cache, NoCache
+from ._core import CORE, RadixTrie
+from ._memcache import MemCache
+from ._rows import CachedRows
+
+if TYPE_CHECKING:
+    from ._lmdb import LmdbCache
+
+MutableMapping.register(RadixTrie)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CORE",
+    "Cache",
+    "CachedRows",
+    "LmdbCache",
+    "MemCache",
+    "NoCache",
+    "RadixTrie",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # LmdbCache pulls in lmdb; load it only when asked for.
+    if name == "LmdbCache":
+        from ._lmdb import LmdbCache
+
+        return LmdbCache
+    raise AttributeError(f"module 'trie_cache' has no attribute {name!r}")
