@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from ._cache import Cache, NoCache
+from ._cache import Cache, CacheStats, NoCache
 from ._core import CORE, RadixTrie
 from ._memcache import MemCache
 from ._rows import CachedRows
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CORE",
     "Cache",
+    "CacheStats",
     "CachedRows",
     "LmdbCache",
     "MemCache",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ._cache import Cache, check_prefix, check_rows
+from typing import Any
+
+from ._cache import Cache
 from ._core import RadixTrie
 from ._rows import CachedRows
 
@@ -14,21 +16,35 @@ class MemCache(Cache):
 
     Every trie operation is a single call that completes without awaiting, so tasks on
     one loop and threads running other loops can share an instance without locks.
+    ``max_age`` is the default age limit in seconds (see :class:`Cache`).
     """
 
-    def __init__(self) -> None:
-        self._trie = RadixTrie()
+    def __init__(self, *, max_age: float | None = None, _trie_cls: Any = None) -> None:
+        # ``_trie_cls`` picks the trie core (the tests run both); the default is ``CORE``'s.
+        super().__init__(max_age=max_age)
+        trie_cls = RadixTrie if _trie_cls is None else _trie_cls
+        self._trie: Any = trie_cls()
+        self._flights = trie_cls()
 
-    async def get(self, key: str) -> CachedRows | None:
-        # The trie raises TypeError for a non-str key itself.
+    async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
+        # Cache.get inlined: one coroutine, one trie call (which rejects a non-str key).
+        rows: CachedRows | None = self._trie.get(key)
+        if rows is None:
+            self._misses += 1
+            return None
+        if max_age is None and self._max_age is None:
+            self._hits += 1
+            return rows
+        return self._aged(rows, max_age)
+
+    async def _get(self, key: str) -> CachedRows | None:
         return self._trie.get(key)  # type: ignore[no-any-return]
 
-    async def put(self, key: str, rows: CachedRows) -> None:
-        check_rows(rows)
+    async def _put(self, key: str, rows: CachedRows) -> None:
         self._trie[key] = rows
 
-    async def invalidate_prefix(self, prefix: str) -> int:
-        return self._trie.invalidate_prefix(check_prefix(prefix))  # type: ignore[no-any-return]
+    async def _invalidate(self, prefix: str) -> int:
+        return self._trie.invalidate_prefix(prefix)  # type: ignore[no-any-return]
 
     def __len__(self) -> int:
         return len(self._trie)
