@@ -41,6 +41,7 @@ setup(
             "cdivision": True,
             "initializedcheck": False,
         },
+        include_path=["ext"],
         gdb_debug=DEBUG,
     ),
 )

@@ -1,0 +1,1065 @@
+# The compiled radix trie core. The node layout is described in radix.pxd.
+#
+# Safety rules every mutation below follows:
+# * Allocate first, then mutate: a MemoryError leaves the trie as it was.
+# * No Python code runs between the first and the last structural write of an operation,
+#   and references are dropped (which may run a value's __del__, and with it anything,
+#   including calls back into this trie or a switch to another thread) only once the
+#   structure and the counters are consistent again. Under the GIL that makes every
+#   public method atomic.
+# * Every structural change bumps ``modcount``; iterators hold raw node pointers and check
+#   it before touching them.
+
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_AsEncodedString, PyUnicode_Check, PyUnicode_DecodeUTF8
+from libc.stdint cimport uint32_t, UINT32_MAX
+from libc.stdlib cimport malloc, free, realloc
+from libc.string cimport memcpy, memmove, memcmp, memset
+
+from collections.abc import Mapping
+
+from radix cimport *
+
+cdef extern from "Python.h":
+    # Declared here without an exception clause: a NULL result is handled by hand so the
+    # common case (no lone surrogates) costs no exception-state bookkeeping.
+    const char *utf8_and_size "PyUnicode_AsUTF8AndSize"(object s, Py_ssize_t *size)
+    bint PyErr_ExceptionMatches(object exc)
+    void PyErr_Clear()
+    void incref "Py_INCREF"(PyObject *o)
+    void decref "Py_DECREF"(PyObject *o)
+    char *PyBytes_AS_STRING(object b)
+    bint PyBytes_CheckExact(object b)
+    Py_ssize_t PyBytes_GET_SIZE(object b)
+
+# How many garbage nodes a write releases on its way out.
+DEF RECLAIM_SLICE = 64
+
+cdef object _MISSING = object()
+
+
+# ---------------------------------------------------------------------------------------
+# Keys
+
+cdef inline object key_source(object key, str what):
+    """``key`` itself, or for a key with lone surrogates its UTF-8 form as bytes.
+
+    Lone surrogates are encoded as their 3-byte sequences ("surrogatepass"), which keeps
+    byte order equal to code point order. Read the bytes with :func:`source_bytes`.
+    """
+    cdef Py_ssize_t n
+    if not PyUnicode_Check(key):
+        raise TypeError(f"{what} must be str, not {type(key).__name__}")
+    if utf8_and_size(key, &n) == NULL:
+        if not PyErr_ExceptionMatches(UnicodeEncodeError):
+            PyErr_Clear()
+            raise MemoryError()
+        PyErr_Clear()
+        key = PyUnicode_AsEncodedString(key, b"utf-8", b"surrogatepass")
+        n = PyBytes_GET_SIZE(key)
+    if <size_t>n > UINT32_MAX:
+        raise ValueError(f"{what} longer than {UINT32_MAX} UTF-8 bytes")
+    return key
+
+
+cdef inline const uchar *source_bytes(object source, Py_ssize_t *n) noexcept:
+    """The bytes of what :func:`key_source` returned (cannot fail for those)."""
+    if PyBytes_CheckExact(source):
+        n[0] = PyBytes_GET_SIZE(source)
+        return <const uchar *>PyBytes_AS_STRING(source)
+    return <const uchar *>utf8_and_size(source, n)
+
+
+cdef inline object key_str(const uchar *data, Py_ssize_t n):
+    return PyUnicode_DecodeUTF8(<const char *>data, n, b"surrogatepass")
+
+
+# ---------------------------------------------------------------------------------------
+# Nodes
+
+cdef inline uchar *label_of(Node *node) noexcept nogil:
+    if node.plen <= INLINE_LABEL:
+        return &node.label.inl[0]
+    return node.label.ptr
+
+
+cdef inline size_t node_size(int kind) noexcept nogil:
+    if kind == KIND_LEAF:
+        return sizeof(Node)
+    if kind == KIND_N4:
+        return sizeof(Node4)
+    if kind == KIND_N16:
+        return sizeof(Node16)
+    if kind == KIND_N48:
+        return sizeof(Node48)
+    return sizeof(Node256)
+
+
+cdef inline int capacity(int kind) noexcept nogil:
+    if kind == KIND_LEAF:
+        return 0
+    if kind == KIND_N4:
+        return 4
+    if kind == KIND_N16:
+        return 16
+    if kind == KIND_N48:
+        return 48
+    return 256
+
+
+cdef int set_label(Node *node, const uchar *src, size_t plen) noexcept nogil:
+    """Give a node with no heap label the label ``src[:plen]``; -1 when out of memory."""
+    cdef uchar *buf
+    if plen > INLINE_LABEL:
+        buf = <uchar *>malloc(plen)
+        if buf == NULL:
+            return -1
+        memcpy(buf, src, plen)
+        node.label.ptr = buf
+    elif plen:
+        memcpy(node.label.inl, src, plen)
+    node.plen = <uint32_t>plen
+    return 0
+
+
+cdef Node *new_node(int kind, const uchar *label, size_t plen) noexcept nogil:
+    """A node of ``kind`` with no value and no children, or NULL when out of memory."""
+    cdef size_t size = node_size(kind)
+    cdef Node *node = <Node *>malloc(size)
+    if node == NULL:
+        return NULL
+    memset(node, 0, size)
+    node.kind = kind
+    if set_label(node, label, plen) < 0:
+        free(node)
+        return NULL
+    return node
+
+
+cdef inline void free_node(Node *node) noexcept nogil:
+    """Free one node's memory; its value and children are the caller's business."""
+    if node.plen > INLINE_LABEL:
+        free(node.label.ptr)
+    free(node)
+
+
+cdef inline Node **find_child(Node *node, uchar b) noexcept nogil:
+    cdef int i, k = node.kind
+    cdef Node4 *n4
+    cdef Node16 *n16
+    cdef Node48 *n48
+    cdef Node256 *n256
+    if k == KIND_N4:
+        n4 = <Node4 *>node
+        for i in range(node.nkids):
+            if n4.keys[i] == b:
+                return &n4.kids[i]
+        return NULL
+    if k == KIND_N16:
+        n16 = <Node16 *>node
+        for i in range(node.nkids):
+            if n16.keys[i] == b:
+                return &n16.kids[i]
+        return NULL
+    if k == KIND_N48:
+        n48 = <Node48 *>node
+        i = n48.index[b]
+        return &n48.kids[i - 1] if i else NULL
+    if k == KIND_N256:
+        n256 = <Node256 *>node
+        return &n256.kids[b] if n256.kids[b] != NULL else NULL
+    return NULL
+
+
+cdef Node *child_after(Node *node, int pos, int *next_pos, uchar *byte) noexcept nogil:
+    """The first child in byte order at position >= ``pos``, or NULL.
+
+    Positions are array indexes for Node4/Node16 and byte values for Node48/Node256;
+    *next_pos receives the position to resume from.
+    """
+    cdef int k = node.kind, slot
+    cdef Node4 *n4
+    cdef Node16 *n16
+    cdef Node48 *n48
+    cdef Node256 *n256
+    if k == KIND_N4:
+        n4 = <Node4 *>node
+        if pos < node.nkids:
+            next_pos[0] = pos + 1
+            byte[0] = n4.keys[pos]
+            return n4.kids[pos]
+        return NULL
+    if k == KIND_N16:
+        n16 = <Node16 *>node
+        if pos < node.nkids:
+            next_pos[0] = pos + 1
+            byte[0] = n16.keys[pos]
+            return n16.kids[pos]
+        return NULL
+    if k == KIND_N48:
+        n48 = <Node48 *>node
+        while pos < 256:
+            slot = n48.index[pos]
+            if slot:
+                next_pos[0] = pos + 1
+                byte[0] = <uchar>pos
+                return n48.kids[slot - 1]
+            pos += 1
+        return NULL
+    if k == KIND_N256:
+        n256 = <Node256 *>node
+        while pos < 256:
+            if n256.kids[pos] != NULL:
+                next_pos[0] = pos + 1
+                byte[0] = <uchar>pos
+                return n256.kids[pos]
+            pos += 1
+        return NULL
+    return NULL
+
+
+cdef inline Node *last_child(Node *node, uchar *byte) noexcept nogil:
+    """The child with the greatest byte, or NULL."""
+    cdef int b
+    cdef Node48 *n48
+    cdef Node256 *n256
+    if node.nkids == 0:
+        return NULL
+    if node.kind == KIND_N4:
+        byte[0] = (<Node4 *>node).keys[node.nkids - 1]
+        return (<Node4 *>node).kids[node.nkids - 1]
+    if node.kind == KIND_N16:
+        byte[0] = (<Node16 *>node).keys[node.nkids - 1]
+        return (<Node16 *>node).kids[node.nkids - 1]
+    b = 255
+    if node.kind == KIND_N48:
+        n48 = <Node48 *>node
+        while n48.index[b] == 0:
+            b -= 1
+        byte[0] = <uchar>b
+        return n48.kids[n48.index[b] - 1]
+    n256 = <Node256 *>node
+    while n256.kids[b] == NULL:
+        b -= 1
+    byte[0] = <uchar>b
+    return n256.kids[b]
+
+
+cdef Node *reshape(Node *node, int kind) noexcept nogil:
+    """A copy of ``node`` with the children storage of ``kind``; NULL when out of memory.
+
+    The header (label, value, count) moves over as is; the old node is freed.
+    """
+    cdef Node *fresh = <Node *>malloc(node_size(kind))
+    cdef Node *child
+    cdef int pos = 0, i = 0, next_pos
+    cdef uchar b
+    cdef Node4 *s4
+    cdef Node16 *s16
+    cdef Node48 *s48
+    cdef Node256 *s256
+    if fresh == NULL:
+        return NULL
+    memset(fresh, 0, node_size(kind))
+    memcpy(fresh, node, sizeof(Node))
+    fresh.kind = kind
+    while True:
+        child = child_after(node, pos, &next_pos, &b)
+        if child == NULL:
+            break
+        pos = next_pos
+        if kind == KIND_N4:
+            s4 = <Node4 *>fresh
+            s4.keys[i] = b
+            s4.kids[i] = child
+        elif kind == KIND_N16:
+            s16 = <Node16 *>fresh
+            s16.keys[i] = b
+            s16.kids[i] = child
+        elif kind == KIND_N48:
+            s48 = <Node48 *>fresh
+            s48.kids[i] = child
+            s48.index[b] = <uchar>(i + 1)
+        else:
+            s256 = <Node256 *>fresh
+            s256.kids[b] = child
+        i += 1
+    free(node)  # the label, if on the heap, now belongs to fresh
+    return fresh
+
+
+cdef inline void insert_sorted(uchar *keys, Node **kids, int n, uchar b, Node *child) noexcept nogil:
+    cdef int i = n
+    while i > 0 and keys[i - 1] > b:
+        keys[i] = keys[i - 1]
+        kids[i] = kids[i - 1]
+        i -= 1
+    keys[i] = b
+    kids[i] = child
+
+
+cdef int add_child(Node **slot, uchar b, Node *child) noexcept nogil:
+    """Hang ``child`` under byte ``b`` of ``slot[0]``, growing the node if it is full.
+
+    -1 when out of memory, with nothing changed. ``b`` must be free.
+    """
+    cdef Node *node = slot[0]
+    cdef Node48 *n48
+    cdef int i, kind = node.kind
+    if node.nkids >= capacity(kind):
+        kind = KIND_N4 if kind == KIND_LEAF else kind + 1
+        node = reshape(node, kind)
+        if node == NULL:
+            return -1
+        slot[0] = node
+    if kind == KIND_N4:
+        insert_sorted((<Node4 *>node).keys, (<Node4 *>node).kids, node.nkids, b, child)
+    elif kind == KIND_N16:
+        insert_sorted((<Node16 *>node).keys, (<Node16 *>node).kids, node.nkids, b, child)
+    elif kind == KIND_N48:
+        n48 = <Node48 *>node
+        i = 0
+        while n48.kids[i] != NULL:
+            i += 1
+        n48.kids[i] = child
+        n48.index[b] = <uchar>(i + 1)
+    else:
+        (<Node256 *>node).kids[b] = child
+    node.nkids += 1
+    return 0
+
+
+cdef inline void remove_sorted(uchar *keys, Node **kids, int n, uchar b) noexcept nogil:
+    cdef int i = 0
+    while keys[i] != b:
+        i += 1
+    memmove(&keys[i], &keys[i + 1], <size_t>(n - i - 1))
+    memmove(&kids[i], &kids[i + 1], <size_t>(n - i - 1) * sizeof(Node *))
+
+
+cdef void remove_child(Node **slot, uchar b) noexcept nogil:
+    """Unhang the child under byte ``b`` of ``slot[0]`` and shrink the node when sparse.
+
+    Never fails: if a smaller node cannot be allocated the node keeps its shape.
+    """
+    cdef Node *node = slot[0]
+    cdef Node *smaller
+    cdef Node48 *n48
+    cdef int kind = node.kind, shrink_to = -1
+    if kind == KIND_N4:
+        remove_sorted((<Node4 *>node).keys, (<Node4 *>node).kids, node.nkids, b)
+    elif kind == KIND_N16:
+        remove_sorted((<Node16 *>node).keys, (<Node16 *>node).kids, node.nkids, b)
+    elif kind == KIND_N48:
+        n48 = <Node48 *>node
+        n48.kids[n48.index[b] - 1] = NULL
+        n48.index[b] = 0
+    else:
+        (<Node256 *>node).kids[b] = NULL
+    node.nkids -= 1
+    # Shrink with some slack so that add/remove at a boundary doesn't reshape each time.
+    if kind == KIND_N4 and node.nkids == 0:
+        shrink_to = KIND_LEAF
+    elif kind == KIND_N16 and node.nkids <= 3:
+        shrink_to = KIND_N4
+    elif kind == KIND_N48 and node.nkids <= 12:
+        shrink_to = KIND_N16
+    elif kind == KIND_N256 and node.nkids <= 40:
+        shrink_to = KIND_N48
+    if shrink_to >= 0:
+        smaller = reshape(node, shrink_to)
+        if smaller != NULL:
+            slot[0] = smaller
+
+
+cdef void merge_with_child(Node **slot) noexcept nogil:
+    """Fold a valueless node with one child into that child (path compression).
+
+    Skipped when out of memory: the unmerged node is still a valid trie.
+    """
+    cdef Node *node = slot[0]
+    cdef Node *child
+    cdef int next_pos
+    cdef uchar b
+    cdef size_t total
+    cdef uchar *buf
+    cdef uchar tmp[INLINE_LABEL]
+    child = child_after(node, 0, &next_pos, &b)
+    total = <size_t>node.plen + 1 + child.plen
+    if total > UINT32_MAX:
+        return
+    if total > INLINE_LABEL:
+        buf = <uchar *>malloc(total)
+        if buf == NULL:
+            return
+        memcpy(buf, label_of(node), node.plen)
+        buf[node.plen] = b
+        memcpy(buf + node.plen + 1, label_of(child), child.plen)
+        if child.plen > INLINE_LABEL:
+            free(child.label.ptr)
+        child.label.ptr = buf
+    else:
+        memcpy(tmp, label_of(node), node.plen)
+        tmp[node.plen] = b
+        memcpy(tmp + node.plen + 1, label_of(child), child.plen)
+        memcpy(child.label.inl, tmp, total)
+    child.plen = <uint32_t>total
+    slot[0] = child
+    free_node(node)
+
+
+cdef void cut_label_front(Node *node, size_t cut) noexcept nogil:
+    """Drop the first ``cut`` bytes of a node's label (never allocates)."""
+    cdef size_t old = node.plen, rest = node.plen - cut
+    cdef uchar *heap
+    if old > INLINE_LABEL:
+        heap = node.label.ptr
+        if rest > INLINE_LABEL:
+            memmove(heap, heap + cut, rest)
+        else:
+            memcpy(node.label.inl, heap + cut, rest)
+            free(heap)
+    else:
+        memmove(node.label.inl, node.label.inl + cut, rest)
+    node.plen = <uint32_t>rest
+
+
+cdef inline size_t common_length(const uchar *a, const uchar *b, size_t n) noexcept nogil:
+    cdef size_t i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcept nogil:
+    """The node where ``key`` ends, or NULL; the caller checks its value."""
+    cdef Py_ssize_t i = 0
+    cdef uint32_t plen
+    cdef Node **slot
+    while True:
+        plen = node.plen
+        if plen:
+            if n - i < plen or memcmp(label_of(node), key + i, plen) != 0:
+                return NULL
+            i += plen
+        if i == n:
+            return node
+        slot = find_child(node, key[i])
+        if slot == NULL:
+            return NULL
+        node = slot[0]
+        i += 1
+
+
+# ---------------------------------------------------------------------------------------
+# The trie
+
+cdef class RadixTrie:
+    """A mutable mapping from ``str`` to any object, ordered by code point.
+
+    ``invalidate_prefix(p)`` removes every key that starts with ``p`` in O(len(p)): the
+    subtree is detached at once and its memory and references are released later, a
+    bounded slice at each write, or all at once by :meth:`reclaim`.
+    """
+
+    cdef Node *root              # never NULL; its label is always empty
+    cdef Node *garbage           # head of the list of detached subtrees awaiting release
+    cdef Py_ssize_t pending      # values held by nodes on the garbage list
+    cdef size_t modcount         # bumped on every structural change; iterators compare it
+    cdef Node ***path            # scratch: slots walked by the current mutation
+    cdef uchar *path_bytes       # scratch: path_bytes[d] is the byte above path[d]'s node
+    cdef Py_ssize_t path_cap     # entries allocated in path and path_bytes
+
+    def __cinit__(self):
+        self.root = new_node(KIND_LEAF, NULL, 0)
+        if self.root == NULL:
+            raise MemoryError()
+        self.garbage = NULL
+        self.pending = 0
+        self.modcount = 0
+        self.path = NULL
+        self.path_bytes = NULL
+        self.path_cap = 0
+        self._grow_path(64)
+
+    def __init__(self, other=(), /):
+        self.update(other)
+
+    def __dealloc__(self):
+        cdef Node *node = self.root
+        if node != NULL:
+            self.root = NULL
+            node.count = <Py_ssize_t>self.garbage
+            self.garbage = node
+        self._reclaim(-1)
+        free(self.path)
+        free(self.path_bytes)
+
+    # -- scratch path ------------------------------------------------------------------
+
+    cdef int _grow_path(self, Py_ssize_t depth) except -1:
+        cdef Py_ssize_t cap = self.path_cap
+        cdef Node ***path
+        cdef uchar *path_bytes
+        if depth < cap:
+            return 0
+        while cap <= depth:
+            cap = cap * 2 if cap else 64
+        path = <Node ***>realloc(self.path, <size_t>cap * sizeof(Node **))
+        if path == NULL:
+            raise MemoryError()
+        self.path = path
+        path_bytes = <uchar *>realloc(self.path_bytes, <size_t>cap)
+        if path_bytes == NULL:
+            raise MemoryError()
+        self.path_bytes = path_bytes
+        self.path_cap = cap
+        return 0
+
+    # -- mutations ---------------------------------------------------------------------
+
+    cdef int _set(self, const uchar *key, Py_ssize_t n, object value) except -1:
+        """Store ``value`` under ``key``; 1 when the key is new, 0 when replaced."""
+        cdef Node **slot = &self.root
+        cdef Node **child_slot
+        cdef Node *node
+        cdef Node *leaf
+        cdef PyObject *old
+        cdef Py_ssize_t i = 0, depth = 0, j, m
+        cdef uint32_t plen
+        while True:
+            node = slot[0]
+            if depth + 1 >= self.path_cap:
+                self._grow_path(depth + 1)
+            self.path[depth] = slot
+            depth += 1
+            plen = node.plen
+            if plen:
+                m = <Py_ssize_t>common_length(label_of(node), key + i,
+                                              <size_t>min(<Py_ssize_t>plen, n - i))
+                if m < plen:
+                    return self._split(slot, depth, m, key, i, n, value)
+                i += plen
+            if i == n:
+                old = node.value
+                incref(<PyObject *>value)
+                node.value = <PyObject *>value
+                if old != NULL:
+                    decref(old)  # the structure did not change; last step
+                    return 0
+                for j in range(depth):
+                    self.path[j][0].count += 1
+                self.modcount += 1
+                return 1
+            child_slot = find_child(node, key[i])
+            if child_slot == NULL:
+                leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1))
+                if leaf == NULL or add_child(slot, key[i], leaf) < 0:
+                    if leaf != NULL:
+                        free_node(leaf)
+                    raise MemoryError()
+                incref(<PyObject *>value)
+                leaf.value = <PyObject *>value
+                leaf.count = 1
+                for j in range(depth):
+                    self.path[j][0].count += 1
+                self.modcount += 1
+                return 1
+            slot = child_slot
+            i += 1
+
+    cdef int _split(self, Node **slot, Py_ssize_t depth, Py_ssize_t m,
+                    const uchar *key, Py_ssize_t i, Py_ssize_t n, object value) except -1:
+        """Insert ``key`` where it parts from the label of ``slot[0]`` after ``m`` bytes."""
+        cdef Node *node = slot[0]
+        cdef Node *fork
+        cdef Node *leaf = NULL
+        cdef uchar *label = label_of(node)
+        cdef uchar node_byte = label[m]
+        cdef Py_ssize_t j
+        fork = new_node(KIND_N4, label, <size_t>m)
+        if fork == NULL:
+            raise MemoryError()
+        if i + m < n:
+            leaf = new_node(KIND_LEAF, key + i + m + 1, <size_t>(n - i - m - 1))
+            if leaf == NULL:
+                free_node(fork)
+                raise MemoryError()
+        # Nothing below can fail.
+        cut_label_front(node, <size_t>m + 1)
+        add_child(&fork, node_byte, node)
+        incref(<PyObject *>value)
+        if leaf != NULL:
+            add_child(&fork, key[i + m], leaf)
+            leaf.value = <PyObject *>value
+            leaf.count = 1
+        else:
+            fork.value = <PyObject *>value
+        fork.count = node.count + 1
+        slot[0] = fork
+        for j in range(depth - 1):
+            self.path[j][0].count += 1
+        self.modcount += 1
+        return 1
+
+    cdef int _remove(self, const uchar *key, Py_ssize_t n, PyObject **out) except -1:
+        """Unlink ``key``; 1 and its value's reference in *out, or 0 when absent."""
+        cdef Node **slot = &self.root
+        cdef Node *node
+        cdef Py_ssize_t i = 0, depth = 0, j
+        cdef uint32_t plen
+        while True:
+            node = slot[0]
+            if depth + 1 >= self.path_cap:
+                self._grow_path(depth + 1)
+            self.path[depth] = slot
+            depth += 1
+            plen = node.plen
+            if plen:
+                if n - i < plen or memcmp(label_of(node), key + i, plen) != 0:
+                    return 0
+                i += plen
+            if i == n:
+                break
+            slot = find_child(node, key[i])
+            if slot == NULL:
+                return 0
+            self.path_bytes[depth] = key[i]
+            i += 1
+        if node.value == NULL:
+            return 0
+        out[0] = node.value
+        node.value = NULL
+        for j in range(depth):
+            self.path[j][0].count -= 1
+        self.modcount += 1
+        self._tidy(depth)
+        return 1
+
+    cdef void _tidy(self, Py_ssize_t depth) noexcept:
+        """Restore path compression after the node at ``path[depth - 1]`` lost something.
+
+        Walks up while nodes end up with neither a value nor children, then merges a
+        valueless node left with one child. The root is never removed nor merged.
+        """
+        cdef Node *node
+        cdef Node **slot
+        while depth > 1:
+            slot = self.path[depth - 1]
+            node = slot[0]
+            if node.value != NULL:
+                return
+            if node.nkids == 1:
+                merge_with_child(slot)
+                return
+            if node.nkids != 0:
+                return
+            remove_child(self.path[depth - 2], self.path_bytes[depth - 1])
+            free_node(node)
+            depth -= 1
+
+    cdef Node *_locate_prefix(self, const uchar *prefix, Py_ssize_t n,
+                              Py_ssize_t *depth, Py_ssize_t *label_start) except? NULL:
+        """The highest node whose keys all start with ``prefix``, or NULL.
+
+        Fills ``path``/``path_bytes`` down to it; *label_start is the offset in the key at
+        which the node's label begins.
+        """
+        cdef Node **slot = &self.root
+        cdef Node *node
+        cdef Py_ssize_t i = 0, d = 0, rest
+        cdef uint32_t plen
+        while True:
+            node = slot[0]
+            if d + 1 >= self.path_cap:
+                self._grow_path(d + 1)
+            self.path[d] = slot
+            d += 1
+            plen = node.plen
+            label_start[0] = i
+            if plen:
+                rest = n - i
+                if rest <= plen:
+                    if memcmp(label_of(node), prefix + i, <size_t>rest) != 0:
+                        return NULL
+                    break
+                if memcmp(label_of(node), prefix + i, plen) != 0:
+                    return NULL
+                i += plen
+            if i == n:
+                break
+            slot = find_child(node, prefix[i])
+            if slot == NULL:
+                return NULL
+            self.path_bytes[d] = prefix[i]
+            i += 1
+        depth[0] = d
+        return node
+
+    cdef Py_ssize_t _invalidate(self, const uchar *prefix, Py_ssize_t n) except -1:
+        cdef Py_ssize_t depth, start, removed, j
+        cdef Node *node = self._locate_prefix(prefix, n, &depth, &start)
+        cdef Node *fresh
+        if node == NULL or node.count == 0:
+            return 0
+        removed = node.count
+        if depth == 1:
+            fresh = new_node(KIND_LEAF, NULL, 0)
+            if fresh == NULL:
+                raise MemoryError()
+            self.root = fresh
+        else:
+            remove_child(self.path[depth - 2], self.path_bytes[depth - 1])
+            for j in range(depth - 1):
+                self.path[j][0].count -= removed
+            self._tidy(depth - 1)
+        node.count = <Py_ssize_t>self.garbage
+        self.garbage = node
+        self.pending += removed
+        self.modcount += 1
+        return removed
+
+    cdef Py_ssize_t _reclaim(self, Py_ssize_t budget) except -1:
+        """Free up to ``budget`` garbage nodes (all when negative); values released."""
+        cdef Node *node
+        cdef Node *child
+        cdef PyObject *value
+        cdef Py_ssize_t released = 0
+        cdef int pos = 0, next_pos
+        cdef uchar b
+        while self.garbage != NULL and budget != 0:
+            node = self.garbage
+            self.garbage = <Node *>node.count
+            pos = 0
+            while True:
+                child = child_after(node, pos, &next_pos, &b)
+                if child == NULL:
+                    break
+                pos = next_pos
+                child.count = <Py_ssize_t>self.garbage
+                self.garbage = child
+            value = node.value
+            free_node(node)
+            budget -= 1
+            if value != NULL:
+                self.pending -= 1
+                released += 1
+                decref(value)  # may re-enter; the garbage list is consistent here
+        return released
+
+    # -- mapping protocol --------------------------------------------------------------
+
+    def __len__(self):
+        return self.root.count
+
+    def __getitem__(self, key):
+        cdef Py_ssize_t n
+        cdef object source = key_source(key, "keys")
+        cdef const uchar *k = source_bytes(source, &n)
+        cdef Node *node = find_exact(self.root, k, n)
+        if node == NULL or node.value == NULL:
+            raise KeyError(key)
+        return <object>node.value
+
+    def get(self, key, default=None):
+        """The value under ``key``, or ``default``."""
+        cdef Py_ssize_t n
+        cdef object source = key_source(key, "keys")
+        cdef const uchar *k = source_bytes(source, &n)
+        cdef Node *node = find_exact(self.root, k, n)
+        if node == NULL or node.value == NULL:
+            return default
+        return <object>node.value
+
+    def __contains__(self, key):
+        cdef Py_ssize_t n
+        cdef object source = key_source(key, "keys")
+        cdef const uchar *k = source_bytes(source, &n)
+        cdef Node *node = find_exact(self.root, k, n)
+        return node != NULL and node.value != NULL
+
+    def __setitem__(self, key, value):
+        cdef Py_ssize_t n
+        cdef object source = key_source(key, "keys")
+        cdef const uchar *k = source_bytes(source, &n)
+        if self._set(k, n, value) and self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
+
+    def __delitem__(self, key):
+        cdef Py_ssize_t n
+        cdef object source = key_source(key, "keys")
+        cdef PyObject *out = NULL
+        cdef const uchar *k = source_bytes(source, &n)
+        if not self._remove(k, n, &out):
+            raise KeyError(key)
+        decref(out)
+        if self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
+
+    def pop(self, key, default=_MISSING):
+        """Remove ``key`` and return its value; ``default`` or KeyError when absent."""
+        cdef Py_ssize_t n
+        cdef object source = key_source(key, "keys")
+        cdef PyObject *out = NULL
+        cdef object value
+        cdef const uchar *k = source_bytes(source, &n)
+        if not self._remove(k, n, &out):
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        value = <object>out
+        decref(out)
+        if self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
+        return value
+
+    def setdefault(self, key, default=None):
+        """``self[key]`` if present, else store and return ``default``."""
+        cdef Py_ssize_t n
+        cdef object source = key_source(key, "keys")
+        cdef const uchar *k = source_bytes(source, &n)
+        cdef Node *node = find_exact(self.root, k, n)
+        if node != NULL and node.value != NULL:
+            return <object>node.value
+        self._set(k, n, default)
+        return default
+
+    def popitem(self):
+        """Remove and return the ``(key, value)`` pair with the greatest key."""
+        cdef Node *node = self.root
+        cdef bytearray key = bytearray()
+        cdef uchar b
+        if node.count == 0:
+            raise KeyError("popitem(): RadixTrie is empty")
+        while node.nkids:
+            node = last_child(node, &b)
+            key.append(b)
+            key += (<char *>label_of(node))[:node.plen]
+        text = bytes(key).decode("utf-8", "surrogatepass")
+        return text, self.pop(text)
+
+    def clear(self):
+        """Remove every key and release all memory and references, pending ones too."""
+        self._invalidate(<const uchar *>b"", 0)
+        self._reclaim(-1)
+
+    def update(self, other=(), /, **kwargs):
+        """Like ``dict.update``."""
+        if isinstance(other, Mapping):
+            for key in other:
+                self[key] = other[key]
+        elif hasattr(other, "keys"):
+            for key in other.keys():
+                self[key] = other[key]
+        else:
+            for key, value in other:
+                self[key] = value
+        for key, value in kwargs.items():
+            self[key] = value
+
+    def copy(self):
+        """A new trie with the same items (values are shared, not copied)."""
+        return type(self)(self.items())
+
+    def __iter__(self):
+        return make_iterator(self, <const uchar *>b"", 0, 0)
+
+    def keys(self, prefix=""):
+        """Keys starting with ``prefix``, in code point order."""
+        return self._iterate(prefix, 0)
+
+    def values(self, prefix=""):
+        """Values of the keys starting with ``prefix``, in key order."""
+        return self._iterate(prefix, 1)
+
+    def items(self, prefix=""):
+        """``(key, value)`` pairs of the keys starting with ``prefix``, in key order."""
+        return self._iterate(prefix, 2)
+
+    def _iterate(self, prefix, int what):
+        cdef Py_ssize_t n
+        cdef object source = key_source(prefix, "prefixes")
+        cdef const uchar *p = source_bytes(source, &n)
+        return make_iterator(self, p, n, what)
+
+    def __eq__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        if len(self) != len(other):
+            return False
+        for key, value in self.items():
+            try:
+                theirs = other[key]
+            except (KeyError, TypeError):
+                return False
+            if not (theirs is value or theirs == value):
+                return False
+        return True
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"{type(self).__name__}({dict(self.items())!r})"
+
+    def __reduce__(self):
+        return (type(self), (dict(self.items()),))
+
+    # -- prefixes ----------------------------------------------------------------------
+
+    def count_prefix(self, prefix):
+        """How many keys start with ``prefix``; O(len(prefix))."""
+        cdef Py_ssize_t n, depth, start
+        cdef object source = key_source(prefix, "prefixes")
+        cdef const uchar *p = source_bytes(source, &n)
+        cdef Node *node = self._locate_prefix(p, n, &depth, &start)
+        return 0 if node == NULL else node.count
+
+    def invalidate_prefix(self, prefix):
+        """Remove every key that starts with ``prefix`` and return how many.
+
+        A plain string prefix: ``"ab"`` removes ``"ab"``, ``"abc"`` and ``"ab/x"``; ``""``
+        removes everything. O(len(prefix)); the removed entries' memory and references are
+        released later (see :meth:`reclaim`).
+        """
+        cdef Py_ssize_t n, removed
+        cdef object source = key_source(prefix, "prefixes")
+        cdef const uchar *p = source_bytes(source, &n)
+        if self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
+        return self._invalidate(p, n)
+
+    def reclaim(self):
+        """Release everything removed but not yet freed; return how many values that was."""
+        return self._reclaim(-1)
+
+    @property
+    def pending_reclaim(self):
+        """Removed entries whose values have not been released yet."""
+        return self.pending
+
+
+cdef class _Iterator:
+    """Depth-first walk in byte order; raises RuntimeError once the trie changes shape."""
+
+    cdef RadixTrie trie
+    cdef size_t modcount
+    cdef int what               # 0 keys, 1 values, 2 items
+    cdef Node **nodes           # stack of nodes being walked
+    cdef int *positions         # per stack entry: -1 before the node's own value, else child pos
+    cdef Py_ssize_t *bases      # per stack entry: key length before the node's byte and label
+    cdef Py_ssize_t depth, cap  # stack entries in use and allocated
+    cdef uchar *key             # bytes of the key of the node on top of the stack
+    cdef Py_ssize_t keylen, keycap
+
+    def __cinit__(self):
+        self.nodes = NULL
+        self.positions = NULL
+        self.bases = NULL
+        self.key = NULL
+        self.depth = self.cap = self.keylen = self.keycap = 0
+
+    cdef int _start(self, RadixTrie trie, const uchar *prefix, Py_ssize_t n, int what) except -1:
+        cdef Py_ssize_t depth, start
+        cdef Node *node
+        self.trie = trie
+        self.what = what
+        self.modcount = trie.modcount
+        self.depth = 0
+        node = trie._locate_prefix(prefix, n, &depth, &start)
+        if node == NULL:
+            return 0
+        self._reserve(1, start + node.plen)
+        memcpy(self.key, prefix, <size_t>start)
+        memcpy(self.key + start, label_of(node), node.plen)
+        self.keylen = start + node.plen
+        self.nodes[0] = node
+        self.positions[0] = -1
+        self.bases[0] = 0
+        self.depth = 1
+        return 0
+
+    def __dealloc__(self):
+        free(self.nodes)
+        free(self.positions)
+        free(self.bases)
+        free(self.key)
+
+    cdef int _reserve(self, Py_ssize_t depth, Py_ssize_t keylen) except -1:
+        cdef Py_ssize_t cap
+        cdef void *mem
+        if depth > self.cap:
+            cap = max(depth, 2 * self.cap, 16)
+            mem = realloc(self.nodes, <size_t>cap * sizeof(Node *))
+            if mem == NULL:
+                raise MemoryError()
+            self.nodes = <Node **>mem
+            mem = realloc(self.positions, <size_t>cap * sizeof(int))
+            if mem == NULL:
+                raise MemoryError()
+            self.positions = <int *>mem
+            mem = realloc(self.bases, <size_t>cap * sizeof(Py_ssize_t))
+            if mem == NULL:
+                raise MemoryError()
+            self.bases = <Py_ssize_t *>mem
+            self.cap = cap
+        if keylen >= self.keycap:
+            cap = max(keylen, 2 * self.keycap, 64)
+            mem = realloc(self.key, <size_t>cap)
+            if mem == NULL:
+                raise MemoryError()
+            self.key = <uchar *>mem
+            self.keycap = cap
+        return 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef Node *node
+        cdef Node *child
+        cdef int next_pos
+        cdef uchar b
+        cdef Py_ssize_t top
+        if self.modcount != self.trie.modcount:
+            self.depth = 0
+            raise RuntimeError("RadixTrie changed shape during iteration")
+        while self.depth:
+            top = self.depth - 1
+            node = self.nodes[top]
+            if self.positions[top] < 0:
+                self.positions[top] = 0
+                if node.value != NULL:
+                    return self._emit(node)
+                continue
+            child = child_after(node, self.positions[top], &next_pos, &b)
+            if child == NULL:
+                self.keylen = self.bases[top]
+                self.depth = top
+                continue
+            self.positions[top] = next_pos
+            self._reserve(self.depth + 1, self.keylen + 1 + child.plen)
+            self.nodes[self.depth] = child
+            self.positions[self.depth] = -1
+            self.bases[self.depth] = self.keylen
+            self.key[self.keylen] = b
+            memcpy(self.key + self.keylen + 1, label_of(child), child.plen)
+            self.keylen += 1 + child.plen
+            self.depth += 1
+        raise StopIteration
+
+    cdef object _emit(self, Node *node):
+        # Take the value first: building the key or the tuple may run the garbage
+        # collector, and with it code that changes the trie.
+        cdef object value = <object>node.value
+        if self.what == 1:
+            return value
+        key = key_str(self.key, self.keylen)
+        if self.what == 0:
+            return key
+        return (key, value)
+
+
+cdef _Iterator make_iterator(RadixTrie trie, const uchar *prefix, Py_ssize_t n, int what):
+    cdef _Iterator it = _Iterator.__new__(_Iterator)
+    it._start(trie, prefix, n, what)
+    return it

@@ -1,0 +1,63 @@
+# Declarations of the compiled radix trie's nodes; ``_radix.pyx`` implements the trie.
+#
+# Layout, in the style of the Adaptive Radix Tree (Leis et al., 2013):
+#
+# * Keys are stored as UTF-8 bytes, lone surrogates passed through, so byte order equals
+#   code point order and a str prefix is exactly a byte prefix.
+# * Every node starts with a ``Node`` header. A node's *label* is the compressed run of
+#   bytes that follows the byte under which it hangs from its parent (path compression);
+#   the root's label is always empty.
+# * Children live in the same allocation as the header, in one of four shapes chosen by
+#   fan-out: ``Node4`` and ``Node16`` keep sorted parallel arrays of bytes and pointers,
+#   ``Node48`` maps a byte to a slot through a 256-entry index, ``Node256`` is indexed by
+#   the byte itself. A node with no children is a bare header (``KIND_LEAF``).
+# * ``count`` is the number of values in a node's subtree, so counting or dropping a whole
+#   prefix needs no visit below the node where the prefix ends.
+# * Detached subtrees wait on a singly linked *garbage list* threaded through ``count``
+#   (no longer needed once detached), so detaching never allocates and freeing needs no
+#   stack and no recursion.
+
+from cpython.object cimport PyObject
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+
+ctypedef unsigned char uchar
+
+cdef enum:
+    KIND_LEAF = 0     # no child storage
+    KIND_N4 = 1       # up to 4 children
+    KIND_N16 = 2      # up to 16 children
+    KIND_N48 = 3      # up to 48 children
+    KIND_N256 = 4     # up to 256 children
+    INLINE_LABEL = 8  # labels up to this many bytes live inside the header
+
+cdef union Label:
+    uchar inl[8]      # the label itself when plen <= INLINE_LABEL
+    uchar *ptr        # heap copy of the label when plen > INLINE_LABEL
+
+cdef struct Node:
+    uint8_t kind      # one of KIND_*; says which struct below this header opens
+    uint16_t nkids    # children in use (0..256)
+    uint32_t plen     # bytes in this node's label
+    Py_ssize_t count  # values in this subtree, this node's included; garbage link once detached
+    PyObject *value   # owned reference, or NULL when no key ends at this node
+    Label label       # the compressed path below the parent's branching byte
+
+cdef struct Node4:
+    Node hdr
+    uchar keys[4]     # branching bytes of the children, ascending
+    Node *kids[4]     # kids[i] hangs under keys[i]
+
+cdef struct Node16:
+    Node hdr
+    uchar keys[16]    # branching bytes of the children, ascending
+    Node *kids[16]    # kids[i] hangs under keys[i]
+
+cdef struct Node48:
+    Node hdr
+    uchar index[256]  # byte -> 1 + slot in kids, 0 when the byte has no child
+    Node *kids[48]    # unordered; NULL marks a free slot
+
+cdef struct Node256:
+    Node hdr
+    Node *kids[256]   # kids[b] hangs under byte b, or NULL
+
