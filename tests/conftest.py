@@ -7,6 +7,8 @@ missing extension fails the compiled leg instead of hiding it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +32,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("core_name") == "cython":
+        if callspec is not None and (
+            callspec.params.get("core_name") == "cython"
+            or callspec.params.get("cache_backend") == "mem-cython"
+        ):
             dropped.append(item)
         else:
             kept.append(item)
@@ -48,3 +53,50 @@ def core_name(request: pytest.FixtureRequest) -> str:
 def trie_cls(core_name: str) -> Any:
     """The ``RadixTrie`` class of one core; import errors surface as failures."""
     return importlib.import_module(_MODULES[core_name]).RadixTrie
+
+
+# -- cache backends (tests/test_cache_contract.py, tests/test_read_through.py) -----------------
+# Backends that store: the contract tests run over these. To add one, append its name here and
+# a branch to ``_make_cache`` (``path`` is a fresh temporary directory).
+STORING_BACKENDS = ["mem-cython", "mem-python"]
+ALL_BACKENDS = [*STORING_BACKENDS, "nocache"]
+
+
+def _make_cache(name: str, path: Path, **kwargs: Any) -> Any:
+    from trie_cache import MemCache, NoCache
+
+    if name.startswith("mem-"):
+        trie_cls = importlib.import_module(_MODULES[name[4:]]).RadixTrie
+        return MemCache(_trie_cls=trie_cls, **kwargs)
+    if name == "nocache":
+        return NoCache(**kwargs)
+    raise ValueError(f"unknown cache backend {name!r}")
+
+
+@pytest.fixture(params=STORING_BACKENDS)
+def cache_backend(request: pytest.FixtureRequest) -> str:
+    """A backend name; ``parametrize("cache_backend", ALL_BACKENDS, indirect=True)`` adds
+    ``NoCache`` for the tests it also passes."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_cache(cache_backend: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """``make_cache(**kwargs)`` builds a fresh cache of the backend under test."""
+    made: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        path = tmp_path / f"cache{len(made)}"
+        path.mkdir()
+        made.append(_make_cache(cache_backend, path, **kwargs))
+        return made[-1]
+
+    yield make
+    for cache in made:
+        await cache.aclose()
+
+
+@pytest.fixture
+def cache(make_cache: Callable[..., Any]) -> Any:
+    """A fresh cache of each storing backend."""
+    return make_cache()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from types import MappingProxyType
 from typing import Any
 
@@ -15,10 +17,39 @@ __all__ = ["CBOR_FORMAT_VERSION", "CachedRows"]
 #: Version number written first in every CBOR payload; bump it when the layout changes.
 CBOR_FORMAT_VERSION = 1
 
+#: Nesting deeper than this inside a record is refused (it also catches cyclic values).
+MAX_DEPTH = 64
+
 Record = Mapping[str, Any]
 
 
-def _freeze_rows(rows: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Record]:
+def _freeze(value: object, depth: int) -> Any:
+    """A read-only copy of a field value: maps become read-only maps, arrays tuples."""
+    if isinstance(value, (str, bytes, int, float)) or value is None:
+        return value
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"field values nest deeper than {MAX_DEPTH} levels (or are cyclic)")
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v, depth + 1) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple([_freeze(v, depth + 1) for v in value])
+    if isinstance(value, bytearray):
+        return bytes(value)
+    if isinstance(value, AbstractSet):
+        return frozenset(value)
+    return value
+
+
+def _thaw(value: object) -> Any:
+    """The plain ``dict``/``list`` form of a frozen value, as CBOR encodes it."""
+    if isinstance(value, MappingProxyType):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _freeze_rows(rows: object) -> Mapping[str, Record]:
     if not isinstance(rows, Mapping):
         raise TypeError(f"rows must be a mapping of row id to record, not {type(rows).__name__}")
     frozen: dict[str, Record] = {}
@@ -29,30 +60,41 @@ def _freeze_rows(rows: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Record]:
             raise TypeError(
                 f"record of row {row_id!r} must be a mapping, not {type(record).__name__}"
             )
-        for field in record:
+        fields: dict[str, Any] = {}
+        for field, value in record.items():
             if not isinstance(field, str):
                 raise TypeError(
                     f"field names in row {row_id!r} must be str, not {type(field).__name__}"
                 )
-        frozen[row_id] = MappingProxyType(dict(record))
+            fields[field] = _freeze(value, 1)
+        frozen[row_id] = MappingProxyType(fields)
     return MappingProxyType(frozen)
 
 
 def _check_fetched_at(fetched_at: object) -> float:
     if isinstance(fetched_at, bool) or not isinstance(fetched_at, (int, float)):
-        raise TypeError(f"fetched_at must be a float of epoch seconds, not {type(fetched_at).__name__}")
-    value = float(fetched_at)
+        raise TypeError(
+            f"fetched_at must be a float of epoch seconds, not {type(fetched_at).__name__}"
+        )
+    try:
+        value = float(fetched_at)
+    except OverflowError:
+        value = math.inf
     if not math.isfinite(value):
-        raise ValueError(f"fetched_at must be finite, not {value!r}")
+        raise ValueError(f"fetched_at must be finite, not {fetched_at!r}")
     return value
 
 
 class CachedRows:
     """Rows fetched together, in order, and the wall-clock time they were fetched.
 
-    ``rows`` maps row id to record (field name to a CBOR-encodable value) and keeps the
-    order it was given in; ``fetched_at`` is epoch seconds and defaults to now. Both are
-    read-only views: the constructor copies the mappings it is given.
+    ``rows`` maps row id (``str``) to record (field name to a CBOR-encodable value) and
+    keeps the order it was given in; ``fetched_at`` is epoch seconds and defaults to now.
+    The constructor copies what it is given into read-only form: records and nested maps
+    become read-only mappings, nested lists become tuples, so a stored value cannot change.
+
+    Two instances are equal when their ``fetched_at``, row ids in order, and records are
+    equal. An instance is always true, even with no rows, so ``if rows:`` tests for a hit.
     """
 
     __slots__ = ("_fetched_at", "_rows")
@@ -70,10 +112,12 @@ class CachedRows:
 
     @property
     def rows(self) -> Mapping[str, Record]:
+        """Row id to record, in the order given; read-only."""
         return self._rows
 
     @property
     def fetched_at(self) -> float:
+        """When the rows were fetched, in epoch seconds."""
         return self._fetched_at
 
     def age(self, now: float | None = None) -> float:
@@ -89,6 +133,9 @@ class CachedRows:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def __bool__(self) -> bool:
+        return True
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)
 
@@ -97,7 +144,7 @@ class CachedRows:
             return NotImplemented
         if self._fetched_at != other._fetched_at or len(self._rows) != len(other._rows):
             return False
-        # Row order is part of the value; field order inside a record is not.
+        # Row order is part of the value; field order inside a record is not (as for dicts).
         for (id_a, rec_a), (id_b, rec_b) in zip(self._rows.items(), other._rows.items()):
             if id_a != id_b or rec_a != rec_b:
                 return False
@@ -110,37 +157,53 @@ class CachedRows:
         return f"CachedRows({len(self._rows)} rows, fetched_at={self._fetched_at!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (CachedRows, ({k: dict(v) for k, v in self._rows.items()}, self._fetched_at))
+        return (CachedRows, (_thaw(self._rows), self._fetched_at))
 
     def to_cbor(self) -> bytes:
         """Encode as CBOR: ``[version, fetched_at, {row_id: {field: value}}]``.
 
-        Maps keep their order and floats are written so they decode to the same value.
-        Raises ``cbor2.CBOREncodeError`` (a ``ValueError``) for values CBOR cannot hold.
+        Maps keep their order; ``fetched_at`` is written as a 64-bit float, so it decodes
+        to the same value. ``TypeError`` names a value type CBOR cannot hold;
+        ``ValueError`` for a value it cannot hold (text with lone surrogates).
         """
-        payload = [
-            CBOR_FORMAT_VERSION,
-            self._fetched_at,
-            {row_id: dict(record) for row_id, record in self._rows.items()},
-        ]
-        return cbor2.dumps(payload)
+        payload = [CBOR_FORMAT_VERSION, self._fetched_at, _thaw(self._rows)]
+        try:
+            return cbor2.dumps(payload)
+        except (cbor2.CBOREncodeValueError, UnicodeEncodeError) as exc:
+            raise ValueError(f"CachedRows cannot be encoded as CBOR: {exc}") from exc
+        except cbor2.CBOREncodeError as exc:
+            raise TypeError(f"CachedRows cannot be encoded as CBOR: {exc}") from exc
 
     @classmethod
-    def from_cbor(cls, data: bytes) -> CachedRows:
+    def from_cbor(cls, data: bytes | bytearray | memoryview) -> CachedRows:
         """Decode what :meth:`to_cbor` wrote; ``ValueError`` for anything else."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"from_cbor expects bytes, not {type(data).__name__}")
-        payload = cbor2.loads(bytes(data))
-        if not isinstance(payload, list) or len(payload) != 3:
-            raise ValueError("not a CachedRows payload: expected a 3-item CBOR array")
-        version, fetched_at, rows = payload
-        if version != CBOR_FORMAT_VERSION or isinstance(version, bool):
-            raise ValueError(f"unsupported CachedRows format version {version!r}")
-        if isinstance(fetched_at, bool) or not isinstance(fetched_at, (int, float)):
-            raise ValueError("not a CachedRows payload: fetched_at is not a number")
-        if not isinstance(rows, dict):
-            raise ValueError("not a CachedRows payload: rows is not a map")
+        stream = io.BytesIO(data)
         try:
-            return cls(rows, float(fetched_at))
-        except TypeError as exc:
+            payload = cbor2.CBORDecoder(stream).decode()
+        except (cbor2.CBORDecodeError, RecursionError) as exc:
             raise ValueError(f"not a CachedRows payload: {exc}") from exc
+        if stream.tell() != len(stream.getbuffer()):
+            raise ValueError("not a CachedRows payload: data follows the CBOR item")
+        return cls._from_payload(payload)
+
+    @classmethod
+    def _from_payload(cls, payload: object) -> CachedRows:
+        if not isinstance(payload, list) or len(payload) != 3:
+            return _bad_payload("expected a 3-item CBOR array")
+        version, fetched_at, rows = payload
+        if isinstance(version, bool) or version != CBOR_FORMAT_VERSION:
+            return _bad_payload(f"unsupported format version {version!r}")
+        if not isinstance(fetched_at, float):
+            return _bad_payload(f"fetched_at is {type(fetched_at).__name__}, not float")
+        if not isinstance(rows, dict):
+            return _bad_payload(f"rows is {type(rows).__name__}, not a map")
+        try:
+            return cls(rows, fetched_at)
+        except (TypeError, ValueError) as exc:
+            return _bad_payload(str(exc))
+
+
+def _bad_payload(reason: str) -> CachedRows:
+    raise ValueError(f"not a CachedRows payload: {reason}")
