@@ -152,7 +152,6 @@ def async_get(
 ) -> Callable[[str], Awaitable[Any]]:
     """``dict``: an ``async def`` returning ``d.get(k)``; a core: ``MemCache.get`` on it."""
     import trie_cache
-    import trie_cache._memcache
 
     rows = trie_cache.CachedRows({"1": {"id": 1}}, fetched_at=0.0)
     keys = space.keys(space.shuffled())
@@ -164,10 +163,7 @@ def async_get(
             return d.get(key)
 
         return dict_aget
-    with pytest.MonkeyPatch.context() as mp:
-        # MemCache builds its trie from the module's RadixTrie: point it at this core.
-        mp.setattr(trie_cache._memcache, "RadixTrie", load_core(impl))
-        cache = trie_cache.MemCache()
+    cache = trie_cache.MemCache(_trie_cls=load_core(impl))
 
     async def fill() -> None:
         for k in keys:
