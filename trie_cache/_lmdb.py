@@ -68,7 +68,7 @@ import cbor2
 import lmdb
 
 from ._cache import Cache
-from ._rows import CBOR_FORMAT_VERSION, CachedRows
+from ._rows import CBOR_FORMAT_VERSION, CachedRows, _freeze
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -144,12 +144,24 @@ class _UnknownVersion(Exception):
     pass
 
 
+# Field values that CachedRows stores as they are; anything else goes through _freeze.
+_SCALARS: Final = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+def _freeze_record(record: dict[str, Any]) -> MappingProxyType[str, Any]:
+    for value in record.values():
+        if type(value) not in _SCALARS:
+            return MappingProxyType({k: _freeze(v, 1) for k, v in record.items()})
+    return MappingProxyType(record)
+
+
 def _decode_payload(payload: bytes) -> CachedRows:
     """Rows from a checksummed payload; ``ValueError``/``TypeError`` if it is not rows.
 
     The checksum says these bytes are what ``to_cbor`` of a valid ``CachedRows`` wrote, so
-    the per-field checks of ``CachedRows.from_cbor`` are skipped (they would double the
-    cost of a ``get``); only the outer shape is checked.
+    the per-field type checks of ``CachedRows.from_cbor`` are skipped (they would double
+    the cost of a ``get``): the outer shape is checked, records and nested values are
+    frozen exactly as the constructor freezes them.
     """
     data = cbor2.loads(payload)
     if type(data) is not list or len(data) != 3:
@@ -158,12 +170,10 @@ def _decode_payload(payload: bytes) -> CachedRows:
     if version != CBOR_FORMAT_VERSION or type(version) is not int:
         raise _UnknownVersion(version)
     if type(fetched_at) is not float:
-        if type(fetched_at) is not int:
-            raise ValueError("fetched_at is not a number")
-        fetched_at = float(fetched_at)
+        raise ValueError(f"fetched_at is {type(fetched_at).__name__}, not float")
     if type(rows) is not dict:
-        raise ValueError("rows is not a map")
-    frozen = MappingProxyType({rid: MappingProxyType(rec) for rid, rec in rows.items()})
+        raise ValueError(f"rows is {type(rows).__name__}, not a map")
+    frozen = MappingProxyType({rid: _freeze_record(rec) for rid, rec in rows.items()})
     result: CachedRows = CachedRows.__new__(CachedRows)
     object.__setattr__(result, "_rows", frozen)
     object.__setattr__(result, "_fetched_at", fetched_at)
@@ -173,10 +183,8 @@ def _decode_payload(payload: bytes) -> CachedRows:
 def _encode_rows(key: str, rows: CachedRows) -> bytes:
     try:
         return rows.to_cbor()
-    except cbor2.CBOREncodeTypeError as exc:
-        raise TypeError(f"rows for key {key!r} cannot be stored as CBOR: {exc}") from exc
-    except cbor2.CBOREncodeError as exc:
-        raise ValueError(f"rows for key {key!r} cannot be stored as CBOR: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"rows for key {key!r} cannot be stored: {exc}") from exc
 
 
 def _settle_on_loop(items: list[tuple[asyncio.Future[Any], BaseException | None, object]]) -> None:
@@ -203,7 +211,9 @@ class _Store:
         self._max_map_size = max_map_size
         self.env: lmdb.Environment | None = None
         self.rows_db: Any = None
+        # Resolved (always with None) once opening succeeded or failed.
         self.opened: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.open_error: LmdbCacheError | None = None
         self.closed = False
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         # Guards "closed" against a request sneaking in behind the stop request.
@@ -238,7 +248,12 @@ class _Store:
 
     # -- reads (any thread, inline) ---------------------------------------------------
 
-    def closed_error(self) -> LmdbCacheClosedError:
+    def closed_error(self) -> Exception:
+        """What a call on a store that is not open raises: the open error, or closed."""
+        if self.open_error is not None:
+            exc = LmdbCacheError(*self.open_error.args)
+            exc.__cause__ = self.open_error.__cause__
+            return exc
         return LmdbCacheClosedError(f"LmdbCache at {str(self.path)!r} is closed")
 
     def read(self, lkey: bytes) -> bytes | None:
@@ -302,8 +317,15 @@ class _Store:
         try:
             self._open()
         except BaseException as exc:  # noqa: BLE001 - handed to every caller, never lost
-            self.opened.set_exception(exc)
-            self._fail_queued(exc)
+            if isinstance(exc, LmdbCacheError):
+                self.open_error = exc
+            else:
+                self.open_error = LmdbCacheError(
+                    f"cannot open LMDB folder {str(self.path)!r}: {type(exc).__name__}: {exc}"
+                )
+                self.open_error.__cause__ = exc
+            self._fail_queued()
+            self.opened.set_result(None)
             return
         self.opened.set_result(None)
         get, get_nowait = self._queue.get, self._queue.get_nowait
@@ -317,10 +339,13 @@ class _Store:
                     break
             if batch[-1][0] == _STOP:
                 stop = batch.pop()
+            if any(req[0] == _REMAP for req in batch):
+                self._remap_adopt()
             self._settle(batch, self._apply(batch) if batch else [])
         self._shutdown(stop[4])
 
-    def _fail_queued(self, exc: BaseException) -> None:
+    def _fail_queued(self) -> None:
+        """After a failed open: refuse new requests and fail the queued ones."""
         with self._submit_lock:
             self.closed = True
         while True:
@@ -331,7 +356,7 @@ class _Store:
             if req[0] == _STOP:
                 req[4].set_result(None)
             else:
-                self._settle([req], [(exc, None)])
+                self._settle([req], [(self.closed_error(), None)])
 
     def _shutdown(self, done: concurrent.futures.Future[None]) -> None:
         env = self.env
@@ -393,7 +418,7 @@ class _Store:
                 return txn.delete(lkey)
             return False
         if kind == _REMAP:
-            return None  # beginning the transaction adopted the new map size already
+            return None  # done by _remap_adopt before the transaction began
         raise AssertionError(f"unknown request kind {kind!r}")
 
     def _delete_range(self, txn: lmdb.Transaction[bytes], start: bytes, tail: bytes) -> int:
@@ -447,6 +472,13 @@ class _Store:
                 f"cannot grow LMDB map of {str(self.path)!r} to {new} bytes: {exc}"
             ) from exc
         logger.info("grew LMDB map of %s from %d to %d bytes", self.path, current, new)
+
+    def _remap_adopt(self) -> None:
+        """Adopt a map another process grew; a failure shows up again on the next read."""
+        try:
+            self._remap(0)
+        except lmdb.Error as exc:
+            logger.warning("cannot adopt the grown LMDB map of %s: %s", self.path, exc)
 
     def _remap(self, size: int) -> None:
         env = self.env
@@ -517,7 +549,6 @@ class LmdbCache(Cache):
     async def _ready(self) -> _Store:
         store = self._store
         if store.env is None:
-            # Raises the open error, if opening failed.
             await asyncio.wrap_future(store.opened)
             if store.env is None:
                 raise store.closed_error()
@@ -552,7 +583,13 @@ class LmdbCache(Cache):
                     CBOR_FORMAT_VERSION,
                 )
                 return None
-            except (ValueError, TypeError, cbor2.CBORDecodeError) as exc:
+            except (
+                ValueError,
+                TypeError,
+                AttributeError,
+                RecursionError,
+                cbor2.CBORDecodeError,
+            ) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
         else:
             reason = "checksum mismatch"
@@ -568,20 +605,15 @@ class LmdbCache(Cache):
     async def _put(self, key: str, rows: CachedRows) -> None:
         lkey, tail = encode_key(key)
         value = frame_value(tail, _encode_rows(key, rows))
-        store = self._store
-        if store.env is None:
-            store = await self._ready()
-        await store.submit(_PUT, lkey, value)
+        # Writes queue up even while the folder is still opening.
+        await self._store.submit(_PUT, lkey, value)
 
     async def _invalidate(self, prefix: str) -> int:
         b = prefix.encode("utf-8", "surrogatepass")
         start, tail = (
             (_NS + b, b"") if len(b) <= HEAD_BYTES else (_NS + b[:HEAD_BYTES], b[HEAD_BYTES:])
         )
-        store = self._store
-        if store.env is None:
-            store = await self._ready()
-        removed: int = await store.submit(_INVALIDATE, start, tail)
+        removed: int = await self._store.submit(_INVALIDATE, start, tail)
         return removed
 
     # -- lifetime ------------------------------------------------------------------------
