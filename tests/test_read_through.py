@@ -1,0 +1,371 @@
+"""``get_or_fetch``: single-flight, no stale fills after invalidation, ``max_age``, stats.
+
+Run over every storing backend through the ``cache`` fixture (tests/conftest.py); the tests
+marked ``ALL`` also run on ``NoCache``, which always fetches but still single-flights.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from conftest import ALL_BACKENDS
+
+from trie_cache import Cache, CachedRows, CacheStats
+
+ALL = pytest.mark.parametrize("cache_backend", ALL_BACKENDS, indirect=True)
+
+ROWS = CachedRows({"r1": {"v": 1}}, 1_700_000_000.0)
+NEW = CachedRows({"r1": {"v": 2}}, 1_700_000_100.0)
+
+
+class Fetcher:
+    """An async fetch the test steers: counts calls, can wait on a gate, return or raise."""
+
+    def __init__(self, result: object = ROWS, *, gated: bool = False) -> None:
+        self.result = result
+        self.calls = 0
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+        if not gated:
+            self.gate.set()
+        self.cancelled = False
+
+    async def __call__(self) -> Any:
+        self.calls += 1
+        self.started.set()
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+# -- basic read-through ----------------------------------------------------------------------
+
+
+async def test_miss_fetches_stores_and_returns(cache: Cache) -> None:
+    fetch = Fetcher()
+    assert await cache.get_or_fetch("t/a", fetch) == ROWS
+    assert await cache.get("t/a") == ROWS
+    assert await cache.get_or_fetch("t/a", fetch) == ROWS
+    assert fetch.calls == 1
+
+
+@ALL
+async def test_a_hit_does_not_fetch(cache: Cache, cache_backend: str) -> None:
+    await cache.put("t/a", NEW)
+    fetch = Fetcher()
+    got = await cache.get_or_fetch("t/a", fetch)
+    if cache_backend == "nocache":
+        assert (got, fetch.calls) == (ROWS, 1)
+    else:
+        assert (got, fetch.calls) == (NEW, 0)
+
+
+@ALL
+async def test_nocache_fetches_on_every_call_and_the_others_once(
+    cache: Cache, cache_backend: str
+) -> None:
+    fetch = Fetcher()
+    for _ in range(3):
+        assert await cache.get_or_fetch("k", fetch) == ROWS
+    assert fetch.calls == (3 if cache_backend == "nocache" else 1)
+
+
+async def test_mapping_result_is_wrapped_with_the_fetch_start_time(cache: Cache) -> None:
+    async def fetch() -> Mapping[str, Mapping[str, Any]]:
+        await asyncio.sleep(0.02)
+        return {"b": {"x": 1}, "a": {"x": 2}}
+
+    before = time.time()
+    got = await cache.get_or_fetch("k", fetch)
+    assert list(got.rows) == ["b", "a"]
+    assert before <= got.fetched_at <= before + 0.015
+    assert await cache.get("k") == got
+
+
+async def test_non_str_key_is_type_error_before_fetching(cache: Cache) -> None:
+    fetch = Fetcher()
+    with pytest.raises(TypeError, match="int"):
+        await cache.get_or_fetch(5, fetch)  # type: ignore[arg-type]
+    assert fetch.calls == 0
+
+
+# -- single-flight ---------------------------------------------------------------------------
+
+
+@ALL
+async def test_concurrent_misses_share_one_fetch(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("t/a", fetch)) for _ in range(100)]
+    await fetch.started.wait()
+    fetch.gate.set()
+    results = await asyncio.gather(*callers)
+    assert fetch.calls == 1
+    assert all(r is results[0] for r in results)
+    stats = cache.stats()
+    assert (stats.fetches, stats.coalesced) == (1, 99)
+
+
+@ALL
+async def test_different_keys_fetch_separately(cache: Cache) -> None:
+    fetch = Fetcher()
+    await asyncio.gather(*(cache.get_or_fetch(f"t/{i % 3}", fetch) for i in range(30)))
+    assert fetch.calls == 3
+
+
+@ALL
+async def test_concurrent_callers_share_the_exception(cache: Cache) -> None:
+    error = LookupError("database down")
+    fetch = Fetcher(error, gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(10)]
+    await fetch.started.wait()
+    fetch.gate.set()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert fetch.calls == 1
+    assert all(o is error for o in outcomes)
+    assert cache.stats().fetch_errors == 1
+
+
+@ALL
+async def test_failed_fetch_is_not_cached_and_the_next_call_fetches_again(cache: Cache) -> None:
+    failing = Fetcher(LookupError("down"))
+    with pytest.raises(LookupError):
+        await cache.get_or_fetch("k", failing)
+    assert await cache.get("k") is None
+    working = Fetcher()
+    assert await cache.get_or_fetch("k", working) == ROWS
+    assert working.calls == 1
+    stats = cache.stats()
+    assert (stats.fetches, stats.fetch_errors) == (2, 1)
+
+
+@ALL
+@pytest.mark.parametrize("bad", [None, [("r", {})], "rows"])
+async def test_fetch_returning_no_rows_is_type_error_and_not_cached(
+    cache: Cache, bad: object
+) -> None:
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        await cache.get_or_fetch("k", Fetcher(bad))
+    assert await cache.get("k") is None
+    assert cache.stats().fetch_errors == 1
+
+
+@ALL
+async def test_fetch_that_is_not_async_is_type_error(cache: Cache) -> None:
+    with pytest.raises(TypeError):
+        await cache.get_or_fetch("k", lambda: ROWS)  # type: ignore[arg-type,return-value]
+    assert cache.stats().fetch_errors == 1
+
+
+@ALL
+async def test_cancelling_one_waiter_does_not_cancel_the_fetch(
+    cache: Cache, cache_backend: str
+) -> None:
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await fetch.started.wait()
+    callers[0].cancel()
+    await _settle()
+    assert callers[0].cancelled()
+    fetch.gate.set()
+    assert await asyncio.gather(*callers[1:]) == [ROWS, ROWS]
+    assert not fetch.cancelled
+    assert fetch.calls == 1
+    if cache_backend != "nocache":
+        assert await cache.get("k") == ROWS
+
+
+@ALL
+async def test_cancelling_every_waiter_cancels_the_fetch(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await fetch.started.wait()
+    for caller in callers:
+        caller.cancel()
+    await _settle()
+    assert all(c.cancelled() for c in callers)
+    assert fetch.cancelled
+    assert await cache.get("k") is None
+    # The flight is gone: the next caller starts a fresh fetch.
+    again = Fetcher(NEW)
+    assert await cache.get_or_fetch("k", again) == NEW
+    assert again.calls == 1
+    assert cache.stats().fetch_errors == 0
+
+
+async def test_a_waiter_cancelled_after_the_fetch_finished_leaves_the_fill(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    fetch.gate.set()
+    await _settle()
+    caller.cancel()
+    await asyncio.gather(caller, return_exceptions=True)
+    assert await cache.get("k") == ROWS
+
+
+# -- no stale fills --------------------------------------------------------------------------
+
+
+async def test_invalidation_during_fetch_prevents_the_stale_fill(cache: Cache) -> None:
+    # The race: the fetch reads the old rows, a write invalidates, then the fetch finishes.
+    fetch = Fetcher(ROWS, gated=True)
+    reader = asyncio.create_task(cache.get_or_fetch("t1/clients/page_1", fetch))
+    await fetch.started.wait()
+    assert await cache.invalidate_prefix("t1/clients/") == 0
+    fetch.gate.set()
+    assert await reader == ROWS  # the callers still get their answer ...
+    assert await cache.get("t1/clients/page_1") is None  # ... but it is not stored
+    stats = cache.stats()
+    assert (stats.fills, stats.stale_fills_prevented) == (0, 1)
+    # The next read fetches the new rows and stores them.
+    assert await cache.get_or_fetch("t1/clients/page_1", Fetcher(NEW)) == NEW
+    assert await cache.get("t1/clients/page_1") == NEW
+
+
+@pytest.mark.parametrize("prefix", ["", "t", "t1/", "t1/clients/page_1"])
+async def test_any_prefix_of_the_key_prevents_the_fill(cache: Cache, prefix: str) -> None:
+    fetch = Fetcher(gated=True)
+    reader = asyncio.create_task(cache.get_or_fetch("t1/clients/page_1", fetch))
+    await fetch.started.wait()
+    await cache.invalidate_prefix(prefix)
+    fetch.gate.set()
+    await reader
+    assert await cache.get("t1/clients/page_1") is None
+
+
+@pytest.mark.parametrize("prefix", ["t2", "t1/clients/page_10", "t1/orders", "u"])
+async def test_other_prefixes_leave_the_fill(cache: Cache, prefix: str) -> None:
+    fetch = Fetcher(gated=True)
+    reader = asyncio.create_task(cache.get_or_fetch("t1/clients/page_1", fetch))
+    await fetch.started.wait()
+    await cache.invalidate_prefix(prefix)
+    fetch.gate.set()
+    await reader
+    assert await cache.get("t1/clients/page_1") == ROWS
+    assert cache.stats().stale_fills_prevented == 0
+
+
+async def test_callers_after_the_invalidation_do_not_join_the_stale_fetch(cache: Cache) -> None:
+    old = Fetcher(ROWS, gated=True)
+    first = asyncio.create_task(cache.get_or_fetch("t/k", old))
+    await old.started.wait()
+    await cache.invalidate_prefix("t/")
+    new = Fetcher(NEW, gated=True)
+    second = asyncio.create_task(cache.get_or_fetch("t/k", new))
+    await new.started.wait()
+    new.gate.set()
+    assert await second == NEW
+    old.gate.set()
+    assert await first == ROWS
+    assert await cache.get("t/k") == NEW  # the older fetch, finishing last, did not overwrite
+    assert cache.stats().fetches == 2
+
+
+async def test_put_during_fetch_wins_over_the_fetch(cache: Cache) -> None:
+    fetch = Fetcher(ROWS, gated=True)
+    reader = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    await cache.put("k", NEW)
+    fetch.gate.set()
+    assert await reader == ROWS
+    assert await cache.get("k") == NEW
+    assert cache.stats().stale_fills_prevented == 1
+
+
+class SlowWriteCache(Cache):
+    """A backend whose writes really await: ``_put`` waits on ``write_gate``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, CachedRows] = {}
+        self.writing = asyncio.Event()
+        self.write_gate = asyncio.Event()
+
+    async def _get(self, key: str) -> CachedRows | None:
+        return self.data.get(key)
+
+    async def _put(self, key: str, rows: CachedRows) -> None:
+        self.writing.set()
+        await self.write_gate.wait()
+        self.data[key] = rows
+
+    async def _invalidate(self, prefix: str) -> int:
+        doomed = [k for k in self.data if k.startswith(prefix)]
+        for k in doomed:
+            del self.data[k]
+        return len(doomed)
+
+
+async def test_invalidation_overlapping_the_write_undoes_the_fill() -> None:
+    cache = SlowWriteCache()
+    reader = asyncio.create_task(cache.get_or_fetch("t/k", Fetcher(ROWS)))
+    await cache.writing.wait()
+    await cache.invalidate_prefix("t/")  # runs before the slow write lands
+    cache.write_gate.set()
+    assert await reader == ROWS
+    assert "t/k" not in cache.data
+    assert cache.stats().stale_fills_prevented == 1
+
+
+# -- max_age ---------------------------------------------------------------------------------
+
+
+async def test_get_or_fetch_refetches_rows_older_than_max_age(cache: Cache) -> None:
+    await cache.put("k", CachedRows({}, time.time() - 100))
+    fresh = CachedRows({"r": {}})
+    fetch = Fetcher(fresh)
+    assert await cache.get_or_fetch("k", fetch, max_age=30) == fresh
+    assert await cache.get("k") == fresh
+    assert await cache.get_or_fetch("k", fetch, max_age=30) == fresh
+    assert fetch.calls == 1
+
+
+async def test_get_or_fetch_uses_the_default_max_age(make_cache: Any) -> None:
+    cache = make_cache(max_age=30)
+    await cache.put("old", CachedRows({}, time.time() - 100))
+    await cache.put("new", CachedRows({}, time.time()))
+    fetch = Fetcher()
+    assert await cache.get_or_fetch("old", fetch) == ROWS
+    assert (await cache.get_or_fetch("new", fetch)).rows == {}
+    assert fetch.calls == 1
+
+
+# -- stats -----------------------------------------------------------------------------------
+
+
+async def test_stats_count_a_read_through_session(cache: Cache) -> None:
+    await cache.get_or_fetch("a", Fetcher())  # miss, fetch, fill
+    await cache.get_or_fetch("a", Fetcher())  # hit
+    with pytest.raises(LookupError):
+        await cache.get_or_fetch("b", Fetcher(LookupError()))  # miss, fetch, error
+    gated = Fetcher(gated=True)
+    readers = [asyncio.create_task(cache.get_or_fetch("c", gated)) for _ in range(4)]
+    await gated.started.wait()  # 4 misses, 1 fetch, 3 coalesced
+    await cache.invalidate_prefix("c")
+    gated.gate.set()
+    await asyncio.gather(*readers)  # stale fill prevented
+    assert cache.stats() == CacheStats(
+        hits=1,
+        misses=6,
+        fetches=3,
+        coalesced=3,
+        fills=1,
+        stale_fills_prevented=1,
+        fetch_errors=1,
+        invalidations=1,
+        keys_removed=0,
+    )
