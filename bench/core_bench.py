@@ -271,7 +271,12 @@ class Bench:
         self.trie_cls = trie_cls
         self.space = space
         self.repeats = repeats
-        self.probe_indices = space.sample(probes)
+        # A different random sample of keys every round, so no round finds its keys in the
+        # CPU caches because the previous round touched them.
+        self.samples = [space.sample(probes, seed=SEED + 1 + r) for r in range(repeats)]
+        self.probes = len(self.samples[0])
+        # Rounds for the slow whole-structure operations (a dict scan of every key, ...).
+        self.long_rounds = min(repeats, 5)
         self.order = space.shuffled()
         self.value = object()
         self.d: dict[str, Any] = {}
@@ -280,17 +285,19 @@ class Bench:
     def put_new(self, rounds: int) -> Row:
         """Insert every key, in random order, into an empty structure; keep the last ones."""
         best_d = best_t = sys.maxsize
-        for _ in range(rounds):
+        for r in range(rounds):
             self.d = {}
             self.t = None
             gc.collect()
-            keys = self.space.keys(self.order)
             d: dict[str, Any] = {}
-            best_d = min(best_d, timed(loop_set, d, keys, self.value))
-            keys = self.space.keys(self.order)
             t = self.trie_cls()
-            best_t = min(best_t, timed(loop_set, t, keys, self.value))
-            del keys
+            for side in "dt" if r % 2 == 0 else "td":
+                keys = self.space.keys(self.order)
+                if side == "d":
+                    best_d = min(best_d, timed(loop_set, d, keys, self.value))
+                else:
+                    best_t = min(best_t, timed(loop_set, t, keys, self.value))
+                del keys
             self.d, self.t = d, t
         n = self.space.total
         assert len(self.d) == len(self.t) == n
@@ -298,30 +305,30 @@ class Bench:
 
     def _probe_rounds(
         self,
-        make: Callable[[], list[str]],
+        make: Callable[[list[int]], list[str]],
         run_d: Callable[[list[str]], int],
         run_t: Callable[[list[str]], int],
     ) -> tuple[float, float]:
+        """Best per-operation ns of each side; every run gets a fresh list of probes."""
         best_d = best_t = sys.maxsize
-        for r in range(self.repeats):
+        for r, sample in enumerate(self.samples):
             # Alternate which side goes first, so neither always runs on a warmer cache.
             if r % 2:
-                best_t = min(best_t, run_t(make()))
-                best_d = min(best_d, run_d(make()))
+                best_t = min(best_t, run_t(make(sample)))
+                best_d = min(best_d, run_d(make(sample)))
             else:
-                best_d = min(best_d, run_d(make()))
-                best_t = min(best_t, run_t(make()))
-        n = len(self.probe_indices)
-        return best_d / n, best_t / n
+                best_d = min(best_d, run_d(make(sample)))
+                best_t = min(best_t, run_t(make(sample)))
+        return best_d / self.probes, best_t / self.probes
 
     def get(self, hit: bool) -> Row:
         build = self.space.keys if hit else self.space.misses
         expect = self.value if hit else None
-        probe = build(self.probe_indices[:1])[0]
+        probe = build(self.samples[0][:1])[0]
         assert self.d.get(probe) is expect and self.t.get(probe) is expect
         dget, tget = self.d.get, self.t.get
         d_ns, t_ns = self._probe_rounds(
-            lambda: build(self.probe_indices),
+            build,
             lambda p: timed(loop_get, dget, p),
             lambda p: timed(loop_get, tget, p),
         )
@@ -330,7 +337,7 @@ class Bench:
     def put_replace(self) -> Row:
         other = object()
         d_ns, t_ns = self._probe_rounds(
-            lambda: self.space.keys(self.probe_indices),
+            self.space.keys,
             lambda p: timed(loop_set, self.d, p, other),
             lambda p: timed(loop_set, self.t, p, other),
         )
@@ -338,10 +345,8 @@ class Bench:
         return Row("put, replace", d_ns, t_ns, "ns")
 
     def loop_overhead(self) -> float:
-        best = min(
-            timed(loop_empty, self.space.keys(self.probe_indices)) for _ in range(self.repeats)
-        )
-        return best / len(self.probe_indices)
+        best = min(timed(loop_empty, self.space.keys(sample)) for sample in self.samples)
+        return best / self.probes
 
     def count_prefix(self, tenant: int) -> Row:
         prefix = self.space.tenant_prefix(tenant)
@@ -350,8 +355,10 @@ class Bench:
         calls = 1000
         best_d = best_t = sys.maxsize
         count = self.t.count_prefix
-        for _ in range(self.repeats):
-            best_d = min(best_d, timed(dict_count_prefix, self.d, self.space.tenant_prefix(tenant)))
+        for r in range(self.repeats):
+            if r < self.long_rounds:
+                fresh_prefix = self.space.tenant_prefix(tenant)
+                best_d = min(best_d, timed(dict_count_prefix, self.d, fresh_prefix))
             prefixes = [self.space.tenant_prefix(tenant) for _ in range(calls)]
             best_t = min(best_t, timed(loop_get, count, prefixes) // calls)
         return Row(
@@ -362,15 +369,14 @@ class Bench:
             note=f"{expect:,} keys under {prefix!r}; dict: scan with str.startswith",
         )
 
-    def _restore_tenant(self, tenant: int) -> None:
-        loop_set(self.d, self.space.keys(self.space.tenant_range(tenant)), self.value)
-        loop_set(self.t, self.space.keys(self.space.tenant_range(tenant)), self.value)
-        assert len(self.d) == len(self.t) == self.space.total
+    def _restore_tenant(self, mapping: Any, tenant: int) -> None:
+        loop_set(mapping, self.space.keys(self.space.tenant_range(tenant)), self.value)
+        assert len(mapping) == self.space.total
 
     def invalidate(self, tenant: int) -> tuple[Row, list[str]]:
         expect = self.space.per_tenant
         best_d = best_t = best_reclaim = sys.maxsize
-        for _ in range(self.repeats):
+        for r in range(self.repeats):
             prefix = self.space.tenant_prefix(tenant)
             with gc_paused():
                 t0 = perf_counter_ns()
@@ -381,9 +387,12 @@ class Bench:
             best_t = min(best_t, t1 - t0)
             best_reclaim = min(best_reclaim, timed(self.t.reclaim))
             assert self.t.pending_reclaim == 0
-            best_d = min(best_d, timed(dict_invalidate, self.d, self.space.tenant_prefix(tenant)))
-            assert len(self.d) == self.space.total - expect
-            self._restore_tenant(tenant)
+            self._restore_tenant(self.t, tenant)
+            if r < self.long_rounds:
+                fresh_prefix = self.space.tenant_prefix(tenant)
+                best_d = min(best_d, timed(dict_invalidate, self.d, fresh_prefix))
+                assert len(self.d) == self.space.total - expect
+                self._restore_tenant(self.d, tenant)
         info = [
             (
                 f"invalidate_prefix({self.space.tenant_prefix(tenant)!r}) removes {expect:,} of "
@@ -406,7 +415,7 @@ class Bench:
         quiet_mean = quiet_max = busy_mean = busy_max = float("inf")
         released_after: int | None = None
         pending = 0
-        for _ in range(self.repeats):
+        for _ in range(self.long_rounds):
             self.t.invalidate_prefix(prefix)
             self.t.reclaim()
             quiet, _ = self._timed_puts(self.space.keys(tenant_keys))
@@ -472,10 +481,10 @@ class Bench:
                 with gc_paused():
                     return loop.run_until_complete(await_loop(aget, probes))
 
-            probe = self.space.keys(self.probe_indices[:1])[0]
+            probe = self.space.keys(self.samples[0][:1])[0]
             assert loop.run_until_complete(cache_get(probe)) is rows
             d_ns, t_ns = self._probe_rounds(
-                lambda: self.space.keys(self.probe_indices),
+                self.space.keys,
                 lambda p: run(dict_aget, p),
                 lambda p: run(cache_get, p),
             )
@@ -570,28 +579,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"keys in 10 tenants (default {DEFAULT_KEYS:,})",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="fewer rounds and probes: a rough figure in less time"
+        "--quick", action="store_true", help="fewer rounds: a rough figure in less time"
     )
     parser.add_argument(
         "--repeats",
         type=int,
         default=None,
-        help="rounds per figure, best taken (default 7, --quick 3)",
+        help="rounds per figure, best taken (default 25, --quick 7; slow dict scans and "
+        "whole builds take at most 5)",
     )
     parser.add_argument(
         "--probes",
         type=int,
         default=None,
-        help="probe keys per get/put round (default 200,000, --quick 50,000)",
+        help="fresh probe keys per get/put round (default 20,000)",
     )
     parser.add_argument("--memory-child", choices=("dict", "trie"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.keys < 2 * TENANTS:
         parser.error(f"--keys must be at least {2 * TENANTS}")
     if args.repeats is None:
-        args.repeats = 3 if args.quick else 7
+        args.repeats = 7 if args.quick else 25
     if args.probes is None:
-        args.probes = 50_000 if args.quick else 200_000
+        args.probes = 20_000
     if args.repeats < 1 or args.probes < 1:
         parser.error("--repeats and --probes must be positive")
     return args
@@ -621,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"trie_cache core benchmark: core={args.core}, {space.total:,} keys "
         f"({TENANTS} tenants x {space.per_tenant:,}), best of {args.repeats}, "
-        f"{len(bench.probe_indices):,} probes a round"
+        f"{bench.probes:,} fresh probes a round"
     )
     print(
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
@@ -629,7 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print()
 
-    rows = [bench.put_new(rounds=min(args.repeats, 2 if args.quick else 5))]
+    rows = [bench.put_new(rounds=bench.long_rounds)]
     rows.append(bench.get(hit=True))
     rows.append(bench.get(hit=False))
     rows.append(bench.put_replace())
