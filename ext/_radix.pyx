@@ -17,6 +17,7 @@ from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy, memmove, memcmp, memset
 
 from collections.abc import Mapping
+from threading import get_ident
 
 from radix cimport *
 
@@ -36,6 +37,9 @@ cdef extern from "Python.h":
 DEF RECLAIM_SLICE = 64
 
 cdef object _MISSING = object()
+
+# (id, thread) of the tries whose repr is being built, so a trie inside itself prints "...".
+cdef set _repr_running = set()
 
 
 # ---------------------------------------------------------------------------------------
@@ -899,7 +903,14 @@ cdef class RadixTrie:
     __hash__ = None
 
     def __repr__(self):
-        return f"{type(self).__name__}({dict(self.items())!r})"
+        token = (id(self), get_ident())
+        if token in _repr_running:
+            return "..."
+        _repr_running.add(token)
+        try:
+            return f"{type(self).__name__}({dict(self.items())!r})"
+        finally:
+            _repr_running.discard(token)
 
     def __reduce__(self):
         return (type(self), (dict(self.items()),))
@@ -944,6 +955,7 @@ cdef class _Iterator:
     cdef RadixTrie trie
     cdef size_t modcount
     cdef int what               # 0 keys, 1 values, 2 items
+    cdef bint exhausted         # ran to the end: stays at StopIteration, like dict's
     cdef Node **nodes           # stack of nodes being walked
     cdef int *positions         # per stack entry: -1 before the node's own value, else child pos
     cdef Py_ssize_t *bases      # per stack entry: key length before the node's byte and label
@@ -1020,6 +1032,8 @@ cdef class _Iterator:
         cdef int next_pos
         cdef uchar b
         cdef Py_ssize_t top
+        if self.exhausted:
+            raise StopIteration
         if self.modcount != self.trie.modcount:
             self.depth = 0
             raise RuntimeError("RadixTrie changed shape during iteration")
@@ -1045,6 +1059,7 @@ cdef class _Iterator:
             memcpy(self.key + self.keylen + 1, label_of(child), child.plen)
             self.keylen += 1 + child.plen
             self.depth += 1
+        self.exhausted = True
         raise StopIteration
 
     cdef object _emit(self, Node *node):
