@@ -786,7 +786,8 @@ cdef class RadixTrie:
         cdef Py_ssize_t n
         cdef object source = key_source(key, "keys")
         cdef const uchar *k = source_bytes(source, &n)
-        if self._set(k, n, value) and self.garbage != NULL:
+        self._set(k, n, value)
+        if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
 
     def __delitem__(self, key):
