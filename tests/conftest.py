@@ -73,10 +73,26 @@ def _make_cache(name: str, path: Path, **kwargs: Any) -> Any:
     raise ValueError(f"unknown cache backend {name!r}")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "also_nocache: run this cache test on NoCache too, besides STORING_BACKENDS"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cache_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "also_nocache"
+    ):
+        # As a parametrize mark, so that it takes the place of the fixture's own params.
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize("cache_backend", ALL_BACKENDS, indirect=True)
+        )
+
+
 @pytest.fixture(params=STORING_BACKENDS)
 def cache_backend(request: pytest.FixtureRequest) -> str:
-    """A backend name; ``parametrize("cache_backend", ALL_BACKENDS, indirect=True)`` adds
-    ``NoCache`` for the tests it also passes."""
+    """A backend name: each of STORING_BACKENDS, and "nocache" under ``also_nocache``."""
     return str(request.param)
 
 

@@ -1,7 +1,7 @@
 """``get_or_fetch``: single-flight, no stale fills after invalidation, ``max_age``, stats.
 
 Run over every storing backend through the ``cache`` fixture (tests/conftest.py); the tests
-marked ``ALL`` also run on ``NoCache``, which always fetches but still single-flights.
+marked ``ALL`` (``also_nocache``) also run on ``NoCache``, which always fetches but still single-flights.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from conftest import ALL_BACKENDS
 
 from trie_cache import Cache, CachedRows, CacheStats
 
-ALL = pytest.mark.parametrize("cache_backend", ALL_BACKENDS, indirect=True)
+ALL = pytest.mark.also_nocache
 
 ROWS = CachedRows({"r1": {"v": 1}}, 1_700_000_000.0)
 NEW = CachedRows({"r1": {"v": 2}}, 1_700_000_100.0)
@@ -50,6 +49,15 @@ class Fetcher:
 async def _settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
+
+
+async def _all_joined(cache: Cache, callers: int) -> None:
+    """Wait until ``callers`` concurrent callers share one flight (a backend's ``get`` may
+    await, so they reach it over several loop iterations)."""
+    deadline = time.monotonic() + 10
+    while cache.stats().coalesced < callers - 1:
+        assert time.monotonic() < deadline, cache.stats()
+        await asyncio.sleep(0.001)
 
 
 # -- basic read-through ----------------------------------------------------------------------
@@ -110,7 +118,7 @@ async def test_non_str_key_is_type_error_before_fetching(cache: Cache) -> None:
 async def test_concurrent_misses_share_one_fetch(cache: Cache) -> None:
     fetch = Fetcher(gated=True)
     callers = [asyncio.create_task(cache.get_or_fetch("t/a", fetch)) for _ in range(100)]
-    await fetch.started.wait()
+    await _all_joined(cache, 100)
     fetch.gate.set()
     results = await asyncio.gather(*callers)
     assert fetch.calls == 1
@@ -131,7 +139,7 @@ async def test_concurrent_callers_share_the_exception(cache: Cache) -> None:
     error = LookupError("database down")
     fetch = Fetcher(error, gated=True)
     callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(10)]
-    await fetch.started.wait()
+    await _all_joined(cache, 10)
     fetch.gate.set()
     outcomes = await asyncio.gather(*callers, return_exceptions=True)
     assert fetch.calls == 1
@@ -176,7 +184,7 @@ async def test_cancelling_one_waiter_does_not_cancel_the_fetch(
 ) -> None:
     fetch = Fetcher(gated=True)
     callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
-    await fetch.started.wait()
+    await _all_joined(cache, 3)
     callers[0].cancel()
     await _settle()
     assert callers[0].cancelled()
@@ -192,7 +200,7 @@ async def test_cancelling_one_waiter_does_not_cancel_the_fetch(
 async def test_cancelling_every_waiter_cancels_the_fetch(cache: Cache) -> None:
     fetch = Fetcher(gated=True)
     callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
-    await fetch.started.wait()
+    await _all_joined(cache, 3)
     for caller in callers:
         caller.cancel()
     await _settle()
@@ -206,14 +214,32 @@ async def test_cancelling_every_waiter_cancels_the_fetch(cache: Cache) -> None:
     assert cache.stats().fetch_errors == 0
 
 
-async def test_a_waiter_cancelled_after_the_fetch_finished_leaves_the_fill(cache: Cache) -> None:
-    fetch = Fetcher(gated=True)
+class Returned(Fetcher):
+    """Sets ``returned`` as the fetch hands back its rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returned = asyncio.Event()
+
+    async def __call__(self) -> Any:
+        try:
+            return await super().__call__()
+        finally:
+            self.returned.set()
+
+
+async def test_cancelling_the_last_waiter_after_the_fetch_returned_still_stores(
+    cache: Cache,
+) -> None:
+    fetch = Returned()
     caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
-    await fetch.started.wait()
-    fetch.gate.set()
-    await _settle()
-    caller.cancel()
+    await fetch.returned.wait()
+    caller.cancel()  # the flight may still be writing (a backend's _put can await)
     await asyncio.gather(caller, return_exceptions=True)
+    deadline = time.monotonic() + 10
+    while cache.stats().fills == 0:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.001)
     assert await cache.get("k") == ROWS
 
 
@@ -321,6 +347,19 @@ async def test_invalidation_overlapping_the_write_undoes_the_fill() -> None:
     assert cache.stats().stale_fills_prevented == 1
 
 
+async def test_cancelling_the_caller_during_the_write_still_stores() -> None:
+    cache = SlowWriteCache()
+    caller = asyncio.create_task(cache.get_or_fetch("k", Fetcher(ROWS)))
+    await cache.writing.wait()
+    caller.cancel()
+    await asyncio.gather(caller, return_exceptions=True)
+    assert caller.cancelled()
+    cache.write_gate.set()
+    await _settle()
+    assert cache.data["k"] == ROWS
+    assert cache.stats().fills == 1
+
+
 # -- max_age ---------------------------------------------------------------------------------
 
 
@@ -354,7 +393,7 @@ async def test_stats_count_a_read_through_session(cache: Cache) -> None:
         await cache.get_or_fetch("b", Fetcher(LookupError()))  # miss, fetch, error
     gated = Fetcher(gated=True)
     readers = [asyncio.create_task(cache.get_or_fetch("c", gated)) for _ in range(4)]
-    await gated.started.wait()  # 4 misses, 1 fetch, 3 coalesced
+    await _all_joined(cache, 4)  # 4 misses, 1 fetch, 3 coalesced
     await cache.invalidate_prefix("c")
     gated.gate.set()
     await asyncio.gather(*readers)  # stale fill prevented

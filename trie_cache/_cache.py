@@ -118,7 +118,7 @@ class CacheStats:
 class _Flight:
     """One fetch in flight for one key on one event loop, and how many callers await it."""
 
-    __slots__ = ("loop", "slot", "task", "waiters")
+    __slots__ = ("fetching", "loop", "slot", "task", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, slot: dict[Any, _Flight]) -> None:
         self.loop = loop
@@ -126,6 +126,8 @@ class _Flight:
         self.slot = slot
         self.task: asyncio.Task[CachedRows] | None = None
         self.waiters = 0
+        #: True until ``fetch()`` returned or raised; only then may the last caller cancel it.
+        self.fetching = True
 
 
 def _retrieve(task: asyncio.Task[CachedRows]) -> None:
@@ -232,7 +234,7 @@ class Cache(abc.ABC):
         ``fetched_at`` = when the fetch started). Concurrent calls for one key on one
         event loop share one fetch and its result or exception; a failed fetch stores
         nothing. Cancelling a caller leaves the fetch running for the others; cancelling
-        the last one cancels it. If the key is invalidated (or put) while the fetch runs,
+        the last one cancels the fetch (a fetch that already returned still stores). If the key is invalidated (or put) while the fetch runs,
         its result is returned but not stored.
         """
         rows = await self.get(key, max_age)
@@ -251,7 +253,7 @@ class Cache(abc.ABC):
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            if not task.done() and flight.waiters == 1:
+            if flight.waiters == 1 and flight.fetching and not task.done():
                 task.cancel()
             raise
         finally:
@@ -314,6 +316,9 @@ class Cache(abc.ABC):
             except Exception:
                 self._fetch_errors += 1
                 raise
+            finally:
+                flight.fetching = False
+            # From here on the flight finishes its write even if every caller has left.
             if not self._registered(key, flight):
                 self._stale_fills_prevented += 1
                 return rows
