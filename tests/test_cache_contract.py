@@ -163,6 +163,8 @@ async def test_bad_max_age_on_get_is_rejected(cache: Cache, bad: Any, exc: type[
     await cache.put("k", ROWS)
     with pytest.raises(exc, match="max_age"):
         await cache.get("k", max_age=bad)
+    with pytest.raises(exc, match="max_age"):
+        await cache.get("missing", max_age=bad)
 
 
 @pytest.mark.parametrize(("bad", "exc"), [("30", TypeError), (-0.5, ValueError)])

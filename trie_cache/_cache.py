@@ -188,6 +188,8 @@ class Cache(abc.ABC):
         rows = await self._get(check_key(key))
         if rows is None:
             self._misses += 1
+            if max_age is not None:
+                check_max_age(max_age)
             return None
         if max_age is None and self._max_age is None:
             self._hits += 1

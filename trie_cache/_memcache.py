@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._cache import Cache
+from ._cache import Cache, check_max_age
 from ._core import RadixTrie
 from ._rows import CachedRows
 
@@ -31,6 +31,8 @@ class MemCache(Cache):
         rows: CachedRows | None = self._trie.get(key)
         if rows is None:
             self._misses += 1
+            if max_age is not None:
+                check_max_age(max_age)
             return None
         if max_age is None and self._max_age is None:
             self._hits += 1
