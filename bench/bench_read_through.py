@@ -3,6 +3,7 @@
 
     python bench/bench_read_through.py [--backend mem|lmdb] [--tasks 1000] [--keys 50]
                                        [--reads 10] [--fetch-ms 5] [--write-ms 4] [--seed 1]
+    python bench/bench_read_through.py --get-cost     # what the stats counters cost on get
 
 A fake database holds one version number per tenant. ``--keys`` hot keys
 ``tenant_{t:02d}/clients/page_{n}`` (10 pages a tenant) are read by ``--tasks`` concurrent
@@ -23,12 +24,18 @@ when the read began: a write had finished, invalidation included, and the reader
 the old rows. For ``get_or_fetch`` that count must be 0. Timing varies between runs (the
 event loop interleaves tasks by sleeps), so the counts do too; the ratio of fetches is the
 figure to read.
+
+``--get-cost`` instead times ``await MemCache.get(k)`` (hits on 100,000 keys, probed with
+fresh equal strings) against awaiting an ``async def`` returning ``dict.get(k)``, and against
+the same ``get`` with the hit and miss counters taken out: best of 15 rounds of CPU time,
+the three interleaved in random order.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import random
 import sys
 import tempfile
@@ -141,6 +148,64 @@ async def main_async(args: argparse.Namespace) -> list[Outcome]:
     return outcomes
 
 
+class _UncountedMemCache(MemCache):
+    """``MemCache.get`` without the hit and miss counters: the cost they add."""
+
+    async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
+        rows: CachedRows | None = self._trie.get(key)
+        if rows is None or (max_age is None and self._max_age is None):
+            return rows
+        return self._aged(rows, max_age)
+
+
+async def _await_all(aget: Callable[[str], Awaitable[Any]], probes: list[str]) -> int:
+    t0 = time.process_time_ns()
+    for k in probes:
+        await aget(k)
+    return time.process_time_ns() - t0
+
+
+def measure_get_cost(rounds: int = 15, keys: int = 100_000, probes: int = 20_000) -> None:
+    rng = random.Random(7)
+    rows = CachedRows({"1": {"id": 1}}, 0.0)
+    names = [f"tenant_{i % 10:05d}/clients/page_{i}" for i in range(keys)]
+    d: dict[str, CachedRows] = {}
+    counted = MemCache()
+    uncounted = _UncountedMemCache()
+    for k in names:
+        d[k] = rows
+        counted._trie[k] = rows
+    uncounted._trie = counted._trie
+    del names
+
+    async def dict_aget(k: str) -> CachedRows | None:
+        return d.get(k)
+
+    contenders: dict[str, Callable[[str], Awaitable[Any]]] = {
+        "async def -> dict.get": dict_aget,
+        "MemCache.get": counted.get,
+        "MemCache.get, no counters": uncounted.get,
+    }
+    best = dict.fromkeys(contenders, 1 << 62)
+    picks = rng.sample(range(keys), probes)
+    loop = asyncio.new_event_loop()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            order = list(contenders.items())
+            rng.shuffle(order)
+            for name, aget in order:
+                fresh = [f"tenant_{i % 10:05d}/clients/page_{i}" for i in picks]
+                best[name] = min(best[name], loop.run_until_complete(_await_all(aget, fresh)))
+    finally:
+        gc.enable()
+        loop.close()
+    base = best["async def -> dict.get"]
+    print(f"# await get, hits: {keys:,} keys, core {CORE}, best of {rounds} x {probes:,}")
+    for name, ns in best.items():
+        print(f"{name:<28}{ns / probes:>8.1f} ns{ns / base:>7.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("mem", "lmdb"), default="mem")
@@ -150,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fetch-ms", type=float, default=5.0)
     parser.add_argument("--write-ms", type=float, default=4.0, help="mean gap between writes")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--get-cost", action="store_true", help="time get with/without stats")
     args = parser.parse_args(argv)
+    if args.get_cost:
+        measure_get_cost()
+        return 0
 
     outcomes = asyncio.run(main_async(args))
     print(
