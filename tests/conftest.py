@@ -58,7 +58,7 @@ def trie_cls(core_name: str) -> Any:
 # -- cache backends (tests/test_cache_contract.py, tests/test_read_through.py) -----------------
 # Backends that store: the contract tests run over these. To add one, append its name here and
 # a branch to ``_make_cache`` (``path`` is a fresh temporary directory).
-STORING_BACKENDS = ["mem-cython", "mem-python"]
+STORING_BACKENDS = ["mem-cython", "mem-python", "lmdb"]
 ALL_BACKENDS = [*STORING_BACKENDS, "nocache"]
 
 
@@ -70,6 +70,10 @@ def _make_cache(name: str, path: Path, **kwargs: Any) -> Any:
         return MemCache(_trie_cls=trie_cls, **kwargs)
     if name == "nocache":
         return NoCache(**kwargs)
+    if name == "lmdb":
+        from trie_cache import LmdbCache
+
+        return LmdbCache(path, durable=False, **kwargs)
     raise ValueError(f"unknown cache backend {name!r}")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import json
 import logging
 import os
@@ -81,7 +82,7 @@ async def test_constructor_does_no_disk_io_on_the_calling_thread(
         threads.append(threading.get_ident())
         return real_open(*args, **kwargs)
 
-    monkeypatch.setattr(_lmdb.lmdb, "open", recording_open)
+    monkeypatch.setattr(lmdb, "open", recording_open)
     async with LmdbCache(tmp_path / "db") as c:
         await c.put("k", rows())
     assert threads and threading.get_ident() not in threads
@@ -271,7 +272,7 @@ async def test_long_key_whose_digest_collides_reads_as_a_miss(
     cache: LmdbCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     head = "h" * HEAD_BYTES
-    monkeypatch.setattr(_lmdb.hashlib, "blake2b", _constant_digest)
+    monkeypatch.setattr(hashlib, "blake2b", _constant_digest)
     await cache.put(head + "one", rows(1))
     assert await cache.get(head + "two") is None
     assert await cache.get(head + "one") == rows(1)
@@ -393,6 +394,28 @@ async def test_cancelled_put_does_not_break_the_writer(cache: LmdbCache) -> None
         await task
     await cache.put("other", rows())
     assert await cache.get("other") == rows()
+
+
+async def test_reads_see_this_processes_queued_writes_in_call_order(cache: LmdbCache) -> None:
+    await cache.put("old", rows(1))
+    put = asyncio.ensure_future(cache.put("new", rows(2)))
+    invalidate = asyncio.ensure_future(cache.invalidate_prefix("old"))
+    await asyncio.sleep(0)  # both are queued, probably not committed yet
+    assert await cache.get("new") == rows(2)
+    assert await cache.get("old") is None
+    await put
+    assert await invalidate == 1
+    assert cache._store.pending == {} and cache._store.pending_invalidations == 0
+
+
+async def test_a_cancelled_put_still_lands(tmp_path: Path) -> None:
+    async with LmdbCache(tmp_path / "db") as c:
+        put = asyncio.ensure_future(c.put("k", rows()))
+        await asyncio.sleep(0)
+        put.cancel()
+        assert await c.get("k") == rows()
+    async with LmdbCache(tmp_path / "db") as c:
+        assert await c.get("k") == rows()
 
 
 async def test_loops_in_two_threads_share_one_cache(cache: LmdbCache) -> None:

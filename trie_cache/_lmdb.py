@@ -96,6 +96,7 @@ _INVALIDATE: Final = 1
 _DROP_IF_SAME: Final = 2
 _REMAP: Final = 3
 _STOP: Final = 4
+_SYNC: Final = 5
 
 
 class LmdbCacheError(Exception):
@@ -212,7 +213,7 @@ class _Store:
         self.env: lmdb.Environment | None = None
         self.rows_db: Any = None
         # Resolved (always with None) once opening succeeded or failed.
-        self.opened: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.opened = _running_future()
         self.open_error: LmdbCacheError | None = None
         self.closed = False
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -221,23 +222,42 @@ class _Store:
         # Held by every read and by a remap: set_mapsize needs no transaction open.
         self.read_lock = threading.Lock()
         self.batches = 0
+        # Read-your-writes in this process: queued puts not committed yet (LMDB key to
+        # value), and how many invalidations are queued. Changed under _submit_lock.
+        self.pending: dict[bytes, bytes] = {}
+        self.pending_invalidations = 0
         self.thread = threading.Thread(target=self._run, name=f"LmdbCache({path})", daemon=True)
         self.thread.start()
 
     # -- requests -------------------------------------------------------------------
 
-    def submit(self, kind: int, lkey: bytes, arg: object) -> asyncio.Future[Any]:
+    def submit(self, kind: int, lkey: bytes, arg: Any) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         with self._submit_lock:
             if self.closed:
                 raise self.closed_error()
+            if kind == _PUT:
+                self.pending[lkey] = arg
+            elif kind == _INVALIDATE:
+                self.pending_invalidations += 1
             self._queue.put((kind, lkey, arg, loop, fut))
         return fut
 
+    def _retire(self, batch: list[tuple[Any, ...]]) -> None:
+        """Forget ``batch`` as pending: it is committed (or failed)."""
+        pending = self.pending
+        with self._submit_lock:
+            for kind, lkey, arg, _, _ in batch:
+                if kind == _PUT:
+                    if pending.get(lkey) is arg:
+                        del pending[lkey]
+                elif kind == _INVALIDATE:
+                    self.pending_invalidations -= 1
+
     def stop(self) -> concurrent.futures.Future[None]:
         """Ask the writer to finish what is queued, close the environment and exit."""
-        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        fut = _running_future()
         with self._submit_lock:
             if self.closed:
                 fut.set_result(None)
@@ -341,7 +361,9 @@ class _Store:
                 stop = batch.pop()
             if any(req[0] == _REMAP for req in batch):
                 self._remap_adopt()
-            self._settle(batch, self._apply(batch) if batch else [])
+            outcomes = self._apply(batch) if batch else []
+            self._retire(batch)
+            self._settle(batch, outcomes)
         self._shutdown(stop[4])
 
     def _fail_queued(self) -> None:
@@ -356,6 +378,7 @@ class _Store:
             if req[0] == _STOP:
                 req[4].set_result(None)
             else:
+                self._retire([req])
                 self._settle([req], [(self.closed_error(), None)])
 
     def _shutdown(self, done: concurrent.futures.Future[None]) -> None:
@@ -417,8 +440,8 @@ class _Store:
             if txn.get(lkey) == arg:
                 return txn.delete(lkey)
             return False
-        if kind == _REMAP:
-            return None  # done by _remap_adopt before the transaction began
+        if kind == _REMAP or kind == _SYNC:
+            return None  # a barrier; _REMAP was done before the transaction began
         raise AssertionError(f"unknown request kind {kind!r}")
 
     def _delete_range(self, txn: lmdb.Transaction[bytes], start: bytes, tail: bytes) -> int:
@@ -487,6 +510,13 @@ class _Store:
             env.set_mapsize(size)
 
 
+def _running_future() -> concurrent.futures.Future[None]:
+    """A future the writer resolves; running already, so a waiter's cancel cannot touch it."""
+    fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+    fut.set_running_or_notify_cancel()
+    return fut
+
+
 def _finalize(store: _Store) -> None:
     store.stop()
 
@@ -530,6 +560,7 @@ class LmdbCache(Cache):
         if not isinstance(durable, bool):
             raise TypeError(f"durable must be bool, not {type(durable).__name__}")
         self._store = _Store(Path(path), map_size, max_map_size, durable)
+        self._open_waiters: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
         self._finalizer = weakref.finalize(self, _finalize, self._store)
 
     @property
@@ -549,7 +580,15 @@ class LmdbCache(Cache):
     async def _ready(self) -> _Store:
         store = self._store
         if store.env is None:
-            await asyncio.wrap_future(store.opened)
+            if not store.opened.done():
+                # One future per loop: every call waiting for the open resumes in the same
+                # loop iteration, in call order, as if the open had never been waited for.
+                loop = asyncio.get_running_loop()
+                waiter = self._open_waiters.get(loop)
+                if waiter is None:
+                    waiter = self._open_waiters[loop] = asyncio.wrap_future(store.opened)
+                await asyncio.shield(waiter)
+                self._open_waiters.pop(loop, None)
             if store.env is None:
                 raise store.closed_error()
         return store
@@ -559,12 +598,18 @@ class LmdbCache(Cache):
         store = self._store
         if store.env is None:
             store = await self._ready()
-        try:
-            value = store.read(lkey)
-        except lmdb.MapResizedError:
-            # Another process grew the map; the writer adopts the new size between batches.
-            await store.submit(_REMAP, b"", None)
-            value = store.read(lkey)
+        if store.pending_invalidations:
+            # Let queued invalidations land first, so reads follow call order.
+            await store.submit(_SYNC, b"", None)
+        # A put still queued is what this process reads (it commits in call order).
+        value = store.pending.get(lkey)
+        if value is None:
+            try:
+                value = store.read(lkey)
+            except lmdb.MapResizedError:
+                # Another process grew the map; the writer adopts the new size between batches.
+                await store.submit(_REMAP, b"", None)
+                value = store.read(lkey)
         if value is None:
             return None
         split = _split_value(lkey, value)
