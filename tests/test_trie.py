@@ -504,9 +504,7 @@ REMOVALS: dict[str, Callable[[Any], Any]] = {
 
 
 @pytest.mark.parametrize("remove", REMOVALS.values(), ids=REMOVALS.keys())
-def test_removed_value_has_no_extra_references(
-    trie_cls: Any, remove: Callable[[Any], Any]
-) -> None:
+def test_removed_value_has_no_extra_references(trie_cls: Any, remove: Callable[[Any], Any]) -> None:
     value = Tracked()
     baseline = sys.getrefcount(value)
     trie = trie_cls()
