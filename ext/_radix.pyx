@@ -455,6 +455,114 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
         i += 1
 
 
+cdef inline Node **kid_array(Node *node, int *length) noexcept nogil:
+    """The children array of a node and its length; entries may be NULL in Node48/256."""
+    if node.kind == KIND_N4:
+        length[0] = node.nkids
+        return (<Node4 *>node).kids
+    if node.kind == KIND_N16:
+        length[0] = node.nkids
+        return (<Node16 *>node).kids
+    if node.kind == KIND_N48:
+        length[0] = 48
+        return (<Node48 *>node).kids
+    if node.kind == KIND_N256:
+        length[0] = 256
+        return (<Node256 *>node).kids
+    length[0] = 0
+    return NULL
+
+
+cdef Node *clone_node(Node *src) noexcept:
+    """A copy of one node, children pointers included, holding its own value reference."""
+    cdef size_t size = node_size(src.kind)
+    cdef Node *node = <Node *>malloc(size)
+    cdef uchar *label
+    if node == NULL:
+        return NULL
+    memcpy(node, src, size)
+    if src.plen > INLINE_LABEL:
+        label = <uchar *>malloc(src.plen)
+        if label == NULL:
+            free(node)
+            return NULL
+        memcpy(label, src.label.ptr, src.plen)
+        node.label.ptr = label
+    if node.value != NULL:
+        incref(node.value)
+    return node
+
+
+cdef void free_tree(Node *top) noexcept:
+    """Free a tree (NULL children allowed) and release its values. Not re-entrant."""
+    cdef Node *todo = top
+    cdef Node *node
+    cdef Node **kids
+    cdef PyObject *value
+    cdef int length, i
+    top.count = 0
+    while todo != NULL:
+        node = todo
+        todo = <Node *>node.count
+        kids = kid_array(node, &length)
+        for i in range(length):
+            if kids[i] != NULL:
+                kids[i].count = <Py_ssize_t>todo
+                todo = kids[i]
+        value = node.value
+        free_node(node)
+        if value != NULL:
+            decref(value)
+
+
+cdef Node *clone_tree(Node *src) except NULL:
+    """A deep copy of a tree, made without running any Python code (atomic under the GIL)."""
+    cdef Node *top = clone_node(src)
+    cdef Node *node
+    cdef Node *copy
+    cdef Node **kids
+    cdef Node **stack = NULL
+    cdef void *grown
+    cdef Py_ssize_t depth = 0, cap = 0, j
+    cdef int length, i, k
+    if top == NULL:
+        raise MemoryError()
+    node = top
+    while True:
+        # Replace node's children (still the source's) by copies, and queue the copies.
+        kids = kid_array(node, &length)
+        for i in range(length):
+            if kids[i] == NULL:
+                continue
+            if depth == cap:
+                cap = cap * 2 if cap else 64
+                grown = realloc(stack, <size_t>cap * sizeof(Node *))
+                copy = NULL if grown == NULL else clone_node(kids[i])
+                if grown != NULL:
+                    stack = <Node **>grown
+            else:
+                copy = clone_node(kids[i])
+            if copy == NULL:
+                # Cut every pointer that still leads into the source, then drop the copy.
+                for k in range(i, length):
+                    kids[k] = NULL
+                for j in range(depth):
+                    kids = kid_array(stack[j], &length)
+                    memset(kids, 0, <size_t>length * sizeof(Node *))
+                free(stack)
+                free_tree(top)
+                raise MemoryError()
+            kids[i] = copy
+            stack[depth] = copy
+            depth += 1
+        if depth == 0:
+            break
+        depth -= 1
+        node = stack[depth]
+    free(stack)
+    return top
+
+
 # ---------------------------------------------------------------------------------------
 # The trie
 
@@ -863,8 +971,14 @@ cdef class RadixTrie:
             self[key] = value
 
     def copy(self):
-        """A new trie with the same items (values are shared, not copied)."""
-        return type(self)(self.items())
+        """A new trie with the same items (values are shared, not copied); atomic."""
+        cdef RadixTrie other = type(self)()
+        cdef Node *top = clone_tree(self.root)
+        free_node(other.root)
+        other.root = top
+        return other
+
+    __copy__ = copy
 
     def __iter__(self):
         return make_iterator(self, <const uchar *>b"", 0, 0)
