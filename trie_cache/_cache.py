@@ -236,8 +236,9 @@ class Cache(abc.ABC):
         ``fetched_at`` = when the fetch started). Concurrent calls for one key on one
         event loop share one fetch and its result or exception; a failed fetch stores
         nothing. Cancelling a caller leaves the fetch running for the others; cancelling
-        the last one cancels the fetch (a fetch that already returned still stores). If the key is invalidated (or put) while the fetch runs,
-        its result is returned but not stored.
+        the last one cancels the fetch (a fetch that already returned still stores). If the
+        key is invalidated (or put) while the fetch runs, its result is returned but not
+        stored, and later callers start a new fetch.
         """
         rows = await self.get(key, max_age)
         if rows is not None:
