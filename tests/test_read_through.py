@@ -1,7 +1,8 @@
 """``get_or_fetch``: single-flight, no stale fills after invalidation, ``max_age``, stats.
 
 Run over every storing backend through the ``cache`` fixture (tests/conftest.py); the tests
-marked ``ALL`` (``also_nocache``) also run on ``NoCache``, which always fetches but still single-flights.
+marked ``ALL`` (``also_nocache``) also run on ``NoCache``, which always fetches but still
+single-flights.
 """
 
 from __future__ import annotations
