@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import platform
+from typing import TYPE_CHECKING
+
+__all__ = ["CORE", "PURE_PYTHON_REQUESTED", "RadixTrie"]
 
 _TRUE_VALUES = frozenset({"1", "true", "yes"})
 
@@ -17,7 +20,16 @@ PURE_PYTHON_REQUESTED: bool = (
     or platform.python_implementation() != "CPython"
 )
 
-if not PURE_PYTHON_REQUESTED:
+CORE: str
+
+if TYPE_CHECKING:
+    # Both cores have the same interface; the stub of the compiled one describes it.
+    from ._radix import RadixTrie
+elif PURE_PYTHON_REQUESTED:
+    from ._radix_py import RadixTrie
+
+    CORE = "python"
+else:
     try:
         from ._radix import RadixTrie
     except ImportError:
@@ -26,9 +38,3 @@ if not PURE_PYTHON_REQUESTED:
         CORE = "python"
     else:
         CORE = "cython"
-else:
-    from ._radix_py import RadixTrie
-
-    CORE = "python"
-
-__all__ = ["CORE", "RadixTrie"]
