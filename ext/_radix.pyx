@@ -16,7 +16,7 @@ from libc.stdint cimport uint32_t, UINT32_MAX
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy, memmove, memcmp, memset
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from threading import get_ident
 
 from radix cimport *
@@ -1193,3 +1193,6 @@ cdef _Iterator make_iterator(RadixTrie trie, const uchar *prefix, Py_ssize_t n, 
     cdef _Iterator it = _Iterator.__new__(_Iterator)
     it._start(trie, prefix, n, what)
     return it
+
+
+MutableMapping.register(RadixTrie)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ._cache import Cache, CacheStats, NoCache
@@ -12,8 +11,6 @@ from ._rows import CachedRows
 
 if TYPE_CHECKING:
     from ._lmdb import LmdbCache
-
-MutableMapping.register(RadixTrie)
 
 __version__ = "0.1.0"
 
