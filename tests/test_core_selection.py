@@ -23,13 +23,14 @@ PROBE = (
 )
 
 
-def probe(env_value: str | None) -> list[str]:
-    """``CORE``, whether the twin was requested, and the module of ``RadixTrie``."""
+def probe(env_value: str | None, code: str = PROBE) -> list[str]:
+    """What ``code`` prints (by default ``CORE``, whether the twin was requested, and the
+    module of ``RadixTrie``) with the variable set to ``env_value`` (None: unset)."""
     env = {k: v for k, v in os.environ.items() if k != "TRIE_CACHE_PURE_PYTHON"}
     if env_value is not None:
         env["TRIE_CACHE_PURE_PYTHON"] = env_value
     done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -65,3 +66,19 @@ def test_other_values_do_not_request_the_twin(value: str) -> None:
 
 def test_the_chosen_trie_is_a_mutable_mapping() -> None:
     assert isinstance(trie_cache.RadixTrie(), MutableMapping)
+
+
+BOTH_ARE_MAPPINGS = (
+    "from collections.abc import MutableMapping; "
+    "import trie_cache._radix as c, trie_cache._radix_py as p; "
+    "print(*[isinstance(m.RadixTrie(), MutableMapping) and m.RadixTrie({'a': 1}) == "
+    "m.RadixTrie({'a': 1}) for m in (c, p)])"
+)
+
+
+@pytest.mark.parametrize("core_name", ["cython"])
+@pytest.mark.parametrize("value", [None, "1"])
+def test_both_cores_are_mappings_whichever_is_chosen(core_name: str, value: str | None) -> None:
+    # Equality between tries goes through the Mapping ABC, so the core that is not
+    # chosen must be registered too.
+    assert probe(value, BOTH_ARE_MAPPINGS) == ["True", "True"]

@@ -155,6 +155,7 @@ def test_pop_returns_and_removes(trie_cls: Any) -> None:
 def test_pop_missing_uses_default_or_raises(trie_cls: Any) -> None:
     trie = trie_cls({"a": 1})
     assert trie.pop("zz", "d") == "d"
+    assert trie.pop("zz", default="kw") == "kw"
     assert trie.pop("zz", None) is None
     with pytest.raises(KeyError) as info:
         trie.pop("zz")
@@ -195,6 +196,25 @@ def test_update_from_mapping_pairs_and_keywords(trie_cls: Any) -> None:
     trie.update(trie_cls({"f": 6}))
     trie.update()
     assert list(trie.items()) == [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("e", 5), ("f", 6)]
+
+
+def test_update_takes_any_iterable_of_two_items(trie_cls: Any) -> None:
+    trie = trie_cls()
+    trie.update([["a", 1], iter(("b", 2)), "c3"])
+    assert list(trie.items()) == [("a", 1), ("b", 2), ("c", "3")]
+
+
+def test_update_from_an_object_with_keys(trie_cls: Any) -> None:
+    class KeysOnly:
+        def keys(self) -> list[str]:
+            return ["k"]
+
+        def __getitem__(self, key: str) -> str:
+            return key * 2
+
+    trie = trie_cls()
+    trie.update(KeysOnly())
+    assert list(trie.items()) == [("k", "kk")]
 
 
 def test_update_rejects_malformed_pairs(trie_cls: Any) -> None:
@@ -683,7 +703,9 @@ def test_deep_chain_inserts_counts_and_iterates(trie_cls: Any) -> None:
     assert sum(1 for _ in trie) == CHAIN
     assert list(trie.values("a" * (CHAIN - 2))) == [CHAIN - 2, CHAIN - 1, CHAIN]
     assert trie.popitem() == ("a" * CHAIN, CHAIN)
-    assert trie.copy() == trie
+    dup = trie.copy()
+    assert len(dup) == CHAIN - 1
+    assert dup.count_prefix("a" * 19_000) == 1000
 
 
 def test_deep_chain_invalidate_and_reclaim(trie_cls: Any) -> None:

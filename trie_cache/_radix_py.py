@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import reprlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
 __all__ = ["RadixTrie"]
@@ -75,7 +75,7 @@ def _check(key: object, what: str) -> str:
     if isinstance(key, str):
         # A subclass may override indexing or comparison; work on the plain characters.
         return str.__str__(key)
-    raise TypeError(f"RadixTrie {what} must be str, not {type(key).__name__}")
+    raise TypeError(f"{what} must be str, not {type(key).__name__}")
 
 
 def _common_length(key: str, start: int, label: str) -> int:
@@ -169,11 +169,11 @@ class RadixTrie(Generic[V]):
             return node.value  # type: ignore[no-any-return]
 
     @overload
-    def get(self, key: str, /) -> V | None: ...
+    def get(self, key: str) -> V | None: ...
     @overload
-    def get(self, key: str, default: V | T, /) -> V | T: ...
+    def get(self, key: str, default: V | T) -> V | T: ...
 
-    def get(self, key: str, default: Any = None, /) -> Any:
+    def get(self, key: str, default: Any = None) -> Any:
         key = _check(key, "keys")
         with self._lock:
             node = self._find(key)
@@ -202,9 +202,10 @@ class RadixTrie(Generic[V]):
     def __setitem__(self, key: str, value: V) -> None:
         key = _check(key, "keys")
         with self._lock:
-            self._release(_SLICE)
             old = self._store(key, value, replace=True)
             del old  # the structure is consistent: the old value may go now
+            if self._pending:
+                self._release(_SLICE)
 
     def _store(self, key: str, value: Any, replace: bool) -> Any:
         """Set ``key``; return the value it had (``_ABSENT`` if none).
@@ -271,14 +272,13 @@ class RadixTrie(Generic[V]):
         return old
 
     @overload
-    def setdefault(self: RadixTrie[T | None], key: str, default: None = None, /) -> T | None: ...
+    def setdefault(self: RadixTrie[T | None], key: str, default: None = None) -> T | None: ...
     @overload
-    def setdefault(self, key: str, default: V, /) -> V: ...
+    def setdefault(self, key: str, default: V) -> V: ...
 
-    def setdefault(self, key: str, default: Any = None, /) -> Any:
+    def setdefault(self, key: str, default: Any = None) -> Any:
         key = _check(key, "keys")
         with self._lock:
-            self._release(_SLICE)
             old = self._store(key, default, replace=False)
             return default if old is _ABSENT else old
 
@@ -332,34 +332,33 @@ class RadixTrie(Generic[V]):
     def __delitem__(self, key: str) -> None:
         key = _check(key, "keys")
         with self._lock:
-            self._release(_SLICE)
             old = self._remove(key)
             if old is _ABSENT:
                 raise KeyError(key)
             del old
+            if self._pending:
+                self._release(_SLICE)
 
     @overload
-    def pop(self, key: str, /) -> V: ...
+    def pop(self, key: str) -> V: ...
     @overload
-    def pop(self, key: str, default: V | T, /) -> V | T: ...
+    def pop(self, key: str, default: V | T) -> V | T: ...
 
-    def pop(self, key: str, *default: Any) -> Any:
+    def pop(self, key: str, default: Any = _ABSENT) -> Any:
         key = _check(key, "keys")
-        if len(default) > 1:
-            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
         with self._lock:
-            self._release(_SLICE)
             old = self._remove(key)
-        if old is _ABSENT:
-            if default:
-                return default[0]
-            raise KeyError(key)
+            if old is _ABSENT:
+                if default is _ABSENT:
+                    raise KeyError(key)
+                return default
+            if self._pending:
+                self._release(_SLICE)
         return old
 
     def popitem(self) -> tuple[str, V]:
         """Remove and return the last ``(key, value)`` in order; KeyError if empty."""
         with self._lock:
-            self._release(_SLICE)
             node = self._root
             while node.children:
                 node = node.children[max(node.children)]
@@ -367,8 +366,7 @@ class RadixTrie(Generic[V]):
                 raise KeyError("popitem(): RadixTrie is empty")
             key = node.key
             assert key is not None
-            old = self._remove(key)
-        return key, old
+            return key, self.pop(key)
 
     @overload
     def update(self, other: Mapping[str, V], /, **kwargs: V) -> None: ...
@@ -378,27 +376,14 @@ class RadixTrie(Generic[V]):
     def update(self, /, **kwargs: V) -> None: ...
 
     def update(self, other: Any = (), /, **kwargs: V) -> None:
-        if isinstance(other, RadixTrie):
-            for key, value in other.items():
-                self[key] = value
+        if isinstance(other, Mapping):
+            for key in other:
+                self[key] = other[key]
         elif hasattr(other, "keys"):
             for key in other.keys():  # noqa: SIM118 (dict.update calls keys())
                 self[key] = other[key]
         else:
-            for index, pair in enumerate(other):
-                try:
-                    size = len(pair)
-                except TypeError:
-                    raise TypeError(
-                        f"cannot convert RadixTrie update sequence element #{index} "
-                        f"({type(pair).__name__}) to a sequence"
-                    ) from None
-                if size != 2:
-                    raise ValueError(
-                        f"RadixTrie update sequence element #{index} has length {size}; "
-                        "2 is required"
-                    )
-                key, value = pair
+            for key, value in other:
                 self[key] = value
         for key, value in kwargs.items():
             self[key] = value
@@ -505,13 +490,6 @@ class RadixTrie(Generic[V]):
         return new
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, RadixTrie):
-            if len(self) != len(other):
-                return False
-            for (key_a, val_a), (key_b, val_b) in zip(self.items(), other.items()):
-                if key_a != key_b or not (val_a is val_b or val_a == val_b):
-                    return False
-            return True
         if not isinstance(other, Mapping):
             return NotImplemented
         if len(self) != len(other):
@@ -519,11 +497,13 @@ class RadixTrie(Generic[V]):
         for key, value in self.items():
             try:
                 theirs = other[key]
-            except KeyError:
+            except (KeyError, TypeError):
                 return False
             if not (value is theirs or value == theirs):
                 return False
         return True
+
+    __copy__ = copy
 
     @reprlib.recursive_repr()
     def __repr__(self) -> str:
@@ -535,6 +515,9 @@ class RadixTrie(Generic[V]):
 
 
 _KEYS, _VALUES, _ITEMS = 0, 1, 2
+
+# Whichever core ``trie_cache`` picks, both are mappings (and compare as such).
+MutableMapping.register(RadixTrie)
 
 
 def _copy_tree(root: _Node) -> _Node:
