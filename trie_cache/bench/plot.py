@@ -1,0 +1,82 @@
+"""The picture of a comparison run, drawn with matplotlib (in the ``bench`` extra).
+
+Left: time to invalidate 10% of the keys against the number of keys, log-log, one line per
+system. Right: time per get (hit) and per put (new key) for each system at the table's size,
+as bars on a log scale.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .run import Results
+
+__all__ = ["plot", "require_matplotlib"]
+
+
+def require_matplotlib() -> Any:
+    """The ``matplotlib.pyplot`` module on a file-only backend; SystemExit if missing."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise SystemExit(
+            f"--plot needs matplotlib ({exc}); pip install -e '.[bench]' installs it"
+        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot(results: Results, path: str) -> None:
+    """Draw ``results`` to the image file ``path`` (its suffix picks the format)."""
+    from .. import __version__
+    from .._core import CORE
+    from .peers import get_system
+    from .run import machine_line
+
+    plt = require_matplotlib()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.6), constrained_layout=True)
+    markers = "os^vD<>phX*P"
+    for i, system in enumerate(results.systems):
+        points = sorted((n, t) for (s, n), t in results.scaling.items() if s == system)
+        if not points:
+            continue
+        ns, ts = zip(*points)
+        own = system.startswith("radix") or system == "memcache"
+        left.plot(
+            ns,
+            [t * 1e3 for t in ts],
+            marker=markers[i % len(markers)],
+            linewidth=2.4 if own else 1.3,
+            linestyle="-" if own else "--",
+            label=get_system(system).title,
+        )
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("keys in the store")
+    left.set_ylabel("ms to invalidate 10% of the keys (one prefix)")
+    left.set_title("Prefix invalidation vs store size (log-log)")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=8)
+
+    names = [s for s in results.systems if (s, "get") in results.table]
+    width = 0.4
+    xs = range(len(names))
+    for offset, (op, label) in zip(
+        (-width / 2, width / 2), (("get", "get (hit)"), ("put", "put (new key)"))
+    ):
+        heights = [results.table.get((s, op), float("nan")) * 1e9 for s in names]
+        right.bar([x + offset for x in xs], heights, width, label=label)
+    right.set_xticks(list(xs))
+    right.set_xticklabels([get_system(s).title for s in names], rotation=35, ha="right", fontsize=8)
+    right.set_yscale("log")
+    right.set_ylabel("ns per operation")
+    right.set_title(f"get / put, {results.keys:,} keys (lower is better)")
+    right.grid(True, axis="y", which="both", alpha=0.3)
+    right.legend(fontsize=8)
+
+    fig.suptitle(f"trie_cache {__version__} (core: {CORE}) vs peers: {machine_line()}", fontsize=9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
