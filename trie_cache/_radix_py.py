@@ -14,8 +14,10 @@ of every key below it, so a pre-order walk that visits children in sorted order 
 in sorted order.
 
 ``invalidate_prefix`` walks the prefix, detaches the subtree below it and subtracts its count
-along the path: O(len(prefix)). Detached subtrees wait on a pending list; each later write
-releases up to ``_SLICE`` of their nodes, and ``reclaim()`` / ``clear()`` release them all.
+along the path: O(len(prefix)). Detached subtrees wait on a pending list. Each later write
+releases up to ``_SLICE`` of their nodes, as the compiled core does: set, del, pop and popitem
+once their own change is done, invalidate_prefix before it detaches; setdefault and writes
+that fail release nothing. ``reclaim()`` and ``clear()`` release them all.
 Nothing here recurses, so chains of any depth are safe.
 
 A value's ``__del__`` may run arbitrary code that uses the same trie, so every method finishes
@@ -120,7 +122,9 @@ class RadixTrie(Generic[V]):
         self._lock = threading.RLock()
         return self
 
-    def __init__(self, other: Mapping[str, V] | Iterable[tuple[str, V]] = (), /) -> None:
+    def __init__(
+        self, other: Mapping[str, V] | RadixTrie[V] | Iterable[tuple[str, V]] = (), /
+    ) -> None:
         self.update(other)
 
     # -- lookups -------------------------------------------------------------------
@@ -161,9 +165,8 @@ class RadixTrie(Generic[V]):
         return path, node
 
     def __getitem__(self, key: str) -> V:
-        key = _check(key, "keys")
         with self._lock:
-            node = self._find(key)
+            node = self._find(_check(key, "keys"))
             if node is None or node.value is _ABSENT:
                 raise KeyError(key)
             return node.value  # type: ignore[no-any-return]
@@ -330,9 +333,8 @@ class RadixTrie(Generic[V]):
         node.children.clear()
 
     def __delitem__(self, key: str) -> None:
-        key = _check(key, "keys")
         with self._lock:
-            old = self._remove(key)
+            old = self._remove(_check(key, "keys"))
             if old is _ABSENT:
                 raise KeyError(key)
             del old
@@ -345,9 +347,8 @@ class RadixTrie(Generic[V]):
     def pop(self, key: str, default: V | T) -> V | T: ...
 
     def pop(self, key: str, default: Any = _ABSENT) -> Any:
-        key = _check(key, "keys")
         with self._lock:
-            old = self._remove(key)
+            old = self._remove(_check(key, "keys"))
             if old is _ABSENT:
                 if default is _ABSENT:
                     raise KeyError(key)
@@ -370,6 +371,8 @@ class RadixTrie(Generic[V]):
 
     @overload
     def update(self, other: Mapping[str, V], /, **kwargs: V) -> None: ...
+    @overload
+    def update(self, other: RadixTrie[V], /, **kwargs: V) -> None: ...
     @overload
     def update(self, other: Iterable[tuple[str, V]], /, **kwargs: V) -> None: ...
     @overload
@@ -503,7 +506,11 @@ class RadixTrie(Generic[V]):
                 return False
         return True
 
-    __copy__ = copy
+    def __copy__(self) -> RadixTrie[V]:
+        # copy.copy keeps a subclass's type, as the compiled core's does.
+        if type(self) is RadixTrie:
+            return self.copy()
+        return type(self)(self.copy())
 
     @reprlib.recursive_repr()
     def __repr__(self) -> str:
