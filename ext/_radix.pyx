@@ -971,14 +971,23 @@ cdef class RadixTrie:
             self[key] = value
 
     def copy(self):
-        """A new trie with the same items (values are shared, not copied); atomic."""
-        cdef RadixTrie other = type(self)()
+        """A new trie with the same items (values are shared, not copied); atomic.
+
+        Always a plain ``RadixTrie``, like ``dict.copy`` and the pure-Python twin.
+        """
+        # Not type(self)(): a subclass's __init__ could store entries, and replacing the
+        # root below would leak them.
+        cdef RadixTrie other = RadixTrie.__new__(RadixTrie)
         cdef Node *top = clone_tree(self.root)
-        free_node(other.root)
+        free_node(other.root)  # the empty root made by __cinit__
         other.root = top
         return other
 
-    __copy__ = copy
+    def __copy__(self):
+        # copy.copy keeps a subclass's type, as the __reduce__ this replaces does.
+        if type(self) is RadixTrie:
+            return self.copy()
+        return type(self)(self.copy())
 
     def __iter__(self):
         return make_iterator(self, <const uchar *>b"", 0, 0)
@@ -1070,7 +1079,7 @@ cdef class _Iterator:
     cdef RadixTrie trie
     cdef size_t modcount
     cdef int what               # 0 keys, 1 values, 2 items
-    cdef bint exhausted         # ran to the end: stays at StopIteration, like dict's
+    cdef bint exhausted         # ran to the end (or never started): stays at StopIteration
     cdef Node **nodes           # stack of nodes being walked
     cdef int *positions         # per stack entry: -1 before the node's own value, else child pos
     cdef Py_ssize_t *bases      # per stack entry: key length before the node's byte and label
@@ -1084,6 +1093,9 @@ cdef class _Iterator:
         self.bases = NULL
         self.key = NULL
         self.depth = self.cap = self.keylen = self.keycap = 0
+        # Only _start gives an iterator a trie: one made by calling the class directly
+        # must not reach self.trie (None) in __next__.
+        self.exhausted = True
 
     cdef int _start(self, RadixTrie trie, const uchar *prefix, Py_ssize_t n, int what) except -1:
         cdef Py_ssize_t depth, start
@@ -1092,6 +1104,7 @@ cdef class _Iterator:
         self.what = what
         self.modcount = trie.modcount
         self.depth = 0
+        self.exhausted = False
         node = trie._locate_prefix(prefix, n, &depth, &start)
         if node == NULL:
             return 0
