@@ -132,6 +132,8 @@ class Case:
         self._owned = False
         self._dirty = False
         self._round = 0
+        #: Result of the last timed round.
+        self.last: Any = None
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -230,16 +232,20 @@ class Case:
         return (self._stream().fresh_ops(), self.pool.expected(0, self.binary))
 
     def run(self, *args: Any) -> Any:
-        """The timed call."""
+        """The timed call; its result is also kept in :attr:`last` for the checks."""
         store = self._system()
         op = self.operation
+        result: Any
         if op in ("get", "miss"):
-            return store.get_batch(args[0])
-        if op == "put":
-            return store.put_batch(args[0], args[1])
-        if op == "invalidate":
-            return store.invalidate(args[0])
-        return store.mixed(args[0], args[1])
+            result = store.get_batch(args[0])
+        elif op == "put":
+            result = store.put_batch(args[0], args[1])
+        elif op == "invalidate":
+            result = store.invalidate(args[0])
+        else:
+            result = store.mixed(args[0], args[1])
+        self.last = result
+        return result
 
     # -- checks --------------------------------------------------------------------------
 
