@@ -36,6 +36,7 @@ setup(
         compiler_directives={
             "language_level": 3,
             "embedsignature": True,
+            "binding": False,
             "boundscheck": False,
             "wraparound": False,
             "cdivision": True,

@@ -31,6 +31,10 @@ cdef extern from "Python.h":
     void decref "Py_DECREF"(PyObject *o)
     char *PyBytes_AS_STRING(object b)
     bint PyBytes_CheckExact(object b)
+    bint PyUnicode_CheckExact(object s)
+    bint PyUnicode_IS_COMPACT_ASCII(object s)
+    Py_ssize_t PyUnicode_GET_LENGTH(object s)
+    void *PyUnicode_DATA(object s)
     Py_ssize_t PyBytes_GET_SIZE(object b)
 
 # How many garbage nodes a write releases on its way out.
@@ -64,6 +68,15 @@ cdef inline object key_source(object key, str what):
     if <size_t>n > UINT32_MAX:
         raise ValueError(f"{what} longer than {UINT32_MAX} UTF-8 bytes")
     return key
+
+
+cdef inline const uchar *ascii_bytes(object key, Py_ssize_t *n) noexcept:
+    """The bytes of a plain ASCII ``str`` (its UTF-8 form is its storage), else NULL."""
+    if PyUnicode_CheckExact(key) and PyUnicode_IS_COMPACT_ASCII(key):
+        n[0] = PyUnicode_GET_LENGTH(key)
+        if <size_t>n[0] <= UINT32_MAX:
+            return <const uchar *>PyUnicode_DATA(key)
+    return NULL
 
 
 cdef inline const uchar *source_bytes(object source, Py_ssize_t *n) noexcept:
@@ -866,9 +879,13 @@ cdef class RadixTrie:
 
     def __getitem__(self, key):
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
-        cdef const uchar *k = source_bytes(source, &n)
-        cdef Node *node = find_exact(self.root, k, n)
+        cdef object source
+        cdef const uchar *k = ascii_bytes(key, &n)
+        cdef Node *node
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
+        node = find_exact(self.root, k, n)
         if node == NULL or node.value == NULL:
             raise KeyError(key)
         return <object>node.value
@@ -876,9 +893,13 @@ cdef class RadixTrie:
     def get(self, key, default=None):
         """The value under ``key``, or ``default``."""
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
-        cdef const uchar *k = source_bytes(source, &n)
-        cdef Node *node = find_exact(self.root, k, n)
+        cdef object source
+        cdef const uchar *k = ascii_bytes(key, &n)
+        cdef Node *node
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
+        node = find_exact(self.root, k, n)
         if node == NULL or node.value == NULL:
             return default
         return <object>node.value
@@ -892,8 +913,11 @@ cdef class RadixTrie:
 
     def __setitem__(self, key, value):
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
-        cdef const uchar *k = source_bytes(source, &n)
+        cdef object source
+        cdef const uchar *k = ascii_bytes(key, &n)
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
         self._set(k, n, value)
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
