@@ -353,6 +353,8 @@ class Bench:
             lambda p: timed(loop_get, dget, p),
             lambda p: timed(loop_get, tget, p),
         )
+        probes = build(self.samples[0])
+        assert all(dget(k) is expect for k in probes) and all(tget(k) is expect for k in probes)
         return Row("get, hit" if hit else "get, miss", d_ns, t_ns, "ns")
 
     def put_replace(self) -> Row:
