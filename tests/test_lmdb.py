@@ -477,6 +477,11 @@ _GOOD = rows(2)
         pytest.param(
             _lmdb.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}])), id="record-not-a-map"
         ),
+        pytest.param(
+            _lmdb.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}]), flat=True),
+            id="flat-record-not-a-map",
+        ),
+        pytest.param(_lmdb.frame_value(b"", cbor2.dumps([1, 2, {}])), id="fetched-at-not-float"),
     ],
 )
 async def test_bad_stored_value_is_a_logged_miss_and_removed(

@@ -19,9 +19,13 @@ The folder holds one LMDB environment with two named databases:
     The leading ``b"k"`` makes ``""`` a legal LMDB key. A short LMDB key is at most 481
     bytes, a long one exactly 497, so the two never collide.
 
-    The value is ``crc32(body)`` (4 bytes, big-endian) followed by ``body``, which is the
-    ``CachedRows.to_cbor()`` payload for a short key and ``len(tail)`` (4 bytes, big-endian)
-    + ``tail`` + payload for a long key. The payload starts with its own format version.
+    The value is ``payload + trailer``. ``payload`` is ``CachedRows.to_cbor()``, a CBOR
+    array that starts with its own format version. The trailer is, for a long key, ``tail``
+    and ``len(tail)`` (4 bytes, little-endian); then one flags byte (bit 0: every field value
+    is a scalar, so decoding needs no deep freeze); then ``crc32`` of everything before it
+    (4 bytes, little-endian). A CRC-32 over data followed by its own little-endian CRC is a
+    fixed constant, so a value is checked in one pass, and CBOR decoding reads the first item
+    and stops at the trailer, so nothing is sliced on the way.
 
 Why this keeps prefix semantics exact
     Every key, short or long, sorts under the first 480 bytes of its encoding, so for a
@@ -36,10 +40,18 @@ Concurrency
     Writes never run on the event loop. One writer thread per cache takes requests from a
     queue, applies everything queued so far in one write transaction (group commit) and
     resolves each caller's future only after that transaction committed (and, with
-    ``durable=True``, was synced). Reads run inline: an LMDB read is a memory-mapped lookup
-    of a few microseconds, while a hop to a thread costs about 100 microseconds (measured on
-    the bench machine; see the README). Opening the folder also happens on the writer
-    thread, so the constructor does no disk I/O; the first awaited call waits for it.
+    ``durable=True``, was synced). A cancelled ``put`` is not withdrawn. Reads run inline: an
+    LMDB read of a cached page is a memory-mapped lookup of about 2 microseconds, while a
+    hop to a thread and back costs about 100 (both measured on the bench machine), and a
+    read takes no lock a writer holds across I/O. Opening the folder also happens on the
+    writer thread, so the constructor does no disk I/O; the first ``get`` waits for it.
+
+    Reads in this process see its own writes in call order: a put still queued is served
+    from memory, and a ``get`` issued while an invalidation is queued waits for it. Other
+    processes see a write once it committed.
+
+    A read holds ``read_lock`` for its short transaction; the writer takes it only to remap
+    (``set_mapsize`` must not run while any transaction of the process is open).
 
 Faults
     A full map is grown (doubled, up to ``max_map_size``) and the batch retried; the aborted
@@ -57,9 +69,11 @@ import hashlib
 import logging
 import os
 import queue
+import struct
 import threading
 import weakref
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -116,55 +130,85 @@ def encode_key(key: str) -> tuple[bytes, bytes]:
     return _NS + b[:HEAD_BYTES] + hashlib.blake2b(tail, digest_size=DIGEST_BYTES).digest(), tail
 
 
-def frame_value(tail: bytes, payload: bytes) -> bytes:
-    """The stored value: checksum, then (for a long key) the tail, then the payload."""
-    body = payload if not tail else len(tail).to_bytes(4, "big") + tail + payload
-    return zlib.crc32(body).to_bytes(4, "big") + body
+def frame_value(tail: bytes, payload: bytes, flat: bool = False) -> bytes:
+    """The stored value: payload, (for a long key) tail and its length, flags, checksum."""
+    flags = b"\x01" if flat else b"\x00"
+    body = payload + flags if not tail else payload + tail + _U32.pack(len(tail)) + flags
+    return body + _U32.pack(zlib.crc32(body))
 
 
-def _split_value(lkey: bytes, value: bytes) -> tuple[bytes, bytes] | None:
-    """``(tail, payload)`` of a stored value, or ``None`` if it fails its checksum."""
-    if len(value) < 4 or zlib.crc32(value[4:]) != int.from_bytes(value[:4], "big"):
-        return None
-    if len(lkey) != _LONG_LEN:
-        return b"", value[4:]
-    if len(value) < 8:
-        return None
-    end = 8 + int.from_bytes(value[4:8], "big")
-    if end > len(value):
-        return None
-    return value[8:end], value[end:]
-
-
-def _stored_tail(lkey: bytes, value: bytes) -> bytes | None:
-    split = _split_value(lkey, value)
-    return None if split is None else split[0]
+_FLAT: Final = 1
+_U32: Final = struct.Struct("<I")
+# crc32(data + crc32(data) as 4 little-endian bytes) is this constant for any data, so a
+# value is checked in one pass without slicing off its checksum.
+_CRC_RESIDUE: Final = 0x2144DF1C
 
 
 class _UnknownVersion(Exception):
     pass
 
 
+class _Corrupt(Exception):
+    pass
+
+
+def _check_value(lkey: bytes, value: bytes) -> tuple[bytes, int]:
+    """``(tail, flags)`` of a stored value; ``_Corrupt`` if it fails its checksum."""
+    size = len(value)
+    if size < 6 or zlib.crc32(value) != _CRC_RESIDUE:
+        raise _Corrupt("checksum mismatch")
+    if len(lkey) != _LONG_LEN:
+        return b"", value[-5]
+    end = size - 9
+    start = end - _U32.unpack_from(value, end)[0]
+    if start < 1:
+        raise _Corrupt("tail longer than the value")
+    return value[start:end], value[-5]
+
+
+def _stored_tail(lkey: bytes, value: bytes) -> bytes | None:
+    try:
+        return _check_value(lkey, value)[0]
+    except (_Corrupt, struct.error):
+        return None
+
+
 # Field values that CachedRows stores as they are; anything else goes through _freeze.
 _SCALARS: Final = frozenset({str, int, float, bool, bytes, type(None)})
 
 
+def _is_flat(rows: CachedRows) -> bool:
+    """Whether every field value is a scalar (so decoding needs no deep freeze)."""
+    scalars = _SCALARS
+    for record in rows.rows.values():
+        for value in record.values():
+            if type(value) not in scalars:
+                return False
+    return True
+
+
 def _freeze_record(record: dict[str, Any]) -> MappingProxyType[str, Any]:
-    for value in record.values():
-        if type(value) not in _SCALARS:
-            return MappingProxyType({k: _freeze(v, 1) for k, v in record.items()})
-    return MappingProxyType(record)
+    return MappingProxyType({k: _freeze(v, 1) for k, v in record.items()})
 
 
-def _decode_payload(payload: bytes) -> CachedRows:
+def _decode_payload(
+    payload: bytes,
+    flags: int,
+    *,
+    proxy: type[MappingProxyType[Any, Any]] = MappingProxyType,
+    new: Callable[[type[CachedRows]], CachedRows] = CachedRows.__new__,
+    set_rows: Callable[[CachedRows, Any], None] = CachedRows.__dict__["_rows"].__set__,
+    set_fetched_at: Callable[[CachedRows, Any], None] = CachedRows.__dict__["_fetched_at"].__set__,
+) -> CachedRows:
     """Rows from a checksummed payload; ``ValueError``/``TypeError`` if it is not rows.
 
     The checksum says these bytes are what ``to_cbor`` of a valid ``CachedRows`` wrote, so
     the per-field type checks of ``CachedRows.from_cbor`` are skipped (they would double
-    the cost of a ``get``): the outer shape is checked, records and nested values are
-    frozen exactly as the constructor freezes them.
+    the cost of a ``get``): the outer shape is checked, and records and nested values are
+    frozen as the constructor freezes them (for flat rows, the records are wrapped as read-only
+    views and that is all).
     """
-    data = cbor2.loads(payload)
+    data = cbor2.loads(payload)  # reads the first CBOR item; the trailer follows it
     if type(data) is not list or len(data) != 3:
         raise ValueError("not a 3-item CBOR array")
     version, fetched_at, rows = data
@@ -174,10 +218,16 @@ def _decode_payload(payload: bytes) -> CachedRows:
         raise ValueError(f"fetched_at is {type(fetched_at).__name__}, not float")
     if type(rows) is not dict:
         raise ValueError(f"rows is {type(rows).__name__}, not a map")
-    frozen = MappingProxyType({rid: _freeze_record(rec) for rid, rec in rows.items()})
-    result: CachedRows = CachedRows.__new__(CachedRows)
-    object.__setattr__(result, "_rows", frozen)
-    object.__setattr__(result, "_fetched_at", fetched_at)
+    # The decoded dict is ours alone: wrap its records in place (no size change).
+    if flags & _FLAT:
+        for rid, rec in rows.items():
+            rows[rid] = proxy(rec)
+    else:
+        for rid, rec in rows.items():
+            rows[rid] = _freeze_record(rec)
+    result: CachedRows = new(CachedRows)
+    set_rows(result, proxy(rows))
+    set_fetched_at(result, fetched_at)
     return result
 
 
@@ -454,12 +504,13 @@ class _Store:
         if not cursor.set_range(start):
             return 0
         key, delete = cursor.key, cursor.delete
-        removed = 0
         if not tail:
+            # The tight loop: the count comes from the entry counter, not from the loop.
+            before = txn.stat(self.rows_db)["entries"]
             while key().startswith(start):
                 delete()
-                removed += 1
-            return removed
+            return int(before - txn.stat(self.rows_db)["entries"])
+        removed = 0
         # A prefix longer than HEAD_BYTES: only long keys under its head can match.
         value, advance = cursor.value, cursor.next
         while True:
@@ -604,40 +655,51 @@ class LmdbCache(Cache):
         # A put still queued is what this process reads (it commits in call order).
         value = store.pending.get(lkey)
         if value is None:
+            lock = store.read_lock
             try:
-                value = store.read(lkey)
+                lock.acquire()  # store.read, inlined (acquire/release beat "with" here)
+                try:
+                    env = store.env
+                    if env is None:
+                        raise store.closed_error()
+                    txn = env.begin(db=store.rows_db)
+                    try:
+                        value = txn.get(lkey)
+                    finally:
+                        txn.abort()
+                finally:
+                    lock.release()
             except lmdb.MapResizedError:
                 # Another process grew the map; the writer adopts the new size between batches.
                 await store.submit(_REMAP, b"", None)
                 value = store.read(lkey)
-        if value is None:
-            return None
-        split = _split_value(lkey, value)
-        if split is not None:
-            if split[0] != tail:
-                return None  # another long key with the same head and digest
-            try:
-                return _decode_payload(split[1])
-            except _UnknownVersion as exc:
-                logger.warning(
-                    "LmdbCache %s: key %r holds CachedRows format version %r, not %r; "
-                    "treated as a miss",
-                    store.path,
-                    key,
-                    exc.args[0],
-                    CBOR_FORMAT_VERSION,
-                )
+            if value is None:
                 return None
-            except (
-                ValueError,
-                TypeError,
-                AttributeError,
-                RecursionError,
-                cbor2.CBORDecodeError,
-            ) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-        else:
-            reason = "checksum mismatch"
+        try:
+            stored_tail, flags = _check_value(lkey, value)
+            if stored_tail != tail:
+                return None  # another long key with the same head and digest
+            return _decode_payload(value, flags)
+        except _UnknownVersion as exc:
+            logger.warning(
+                "LmdbCache %s: key %r holds CachedRows format version %r, not %r; "
+                "treated as a miss",
+                store.path,
+                key,
+                exc.args[0],
+                CBOR_FORMAT_VERSION,
+            )
+            return None
+        except (
+            _Corrupt,
+            struct.error,
+            ValueError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+            cbor2.CBORDecodeError,
+        ) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
         logger.warning(
             "LmdbCache %s: key %r holds a value that is not CachedRows (%s); removed",
             store.path,
@@ -649,7 +711,7 @@ class LmdbCache(Cache):
 
     async def _put(self, key: str, rows: CachedRows) -> None:
         lkey, tail = encode_key(key)
-        value = frame_value(tail, _encode_rows(key, rows))
+        value = frame_value(tail, _encode_rows(key, rows), _is_flat(rows))
         # Writes queue up even while the folder is still opening.
         await self._store.submit(_PUT, lkey, value)
 

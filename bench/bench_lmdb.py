@@ -1,0 +1,418 @@
+#!/usr/bin/env python
+"""``LmdbCache`` against raw ``lmdb`` + ``cbor2`` and against ``diskcache``, in one run.
+
+    python bench/bench_lmdb.py [--keys 100000] [--probes 20000] [--puts 200] [--rounds 5]
+                               [--no-diskcache]
+
+Three stores hold the same ``--keys`` keys, ``tenant_{t:05d}/clients/page_{i}`` in 5 tenants,
+each value the same page of 10 rows (about 400 bytes of CBOR):
+
+* ``LmdbCache`` (``durable=True``);
+* raw: one LMDB environment (``sync=True``), key ``k.encode()``, value ``cbor2.dumps`` of the
+  plain payload, one transaction per operation -- what a user of the two packages writes;
+* ``diskcache.Cache`` storing the same CBOR bytes (its SQLite runs in WAL mode with
+  ``synchronous=NORMAL``, so its commits are not synced: a gentler durability).
+
+Figures, each the best of ``--rounds`` (the contenders alternate inside every round):
+
+* get, hit / miss: ``--probes`` random keys in a loop on the event loop thread, per call,
+  in thread CPU time (all three read inline). Raw decodes with ``cbor2.loads``; "raw +
+  from_cbor" also builds the ``CachedRows`` that ``LmdbCache.get`` returns.
+* invalidate one tenant (20% of the keys): ``await invalidate_prefix(p)`` against a raw
+  cursor range delete (``set_range`` then ``delete`` while the key starts with ``p``) in one
+  synced transaction, and ``diskcache``'s ``evict(tag)`` with the tenant as tag. Wall time.
+* put: ``--puts`` puts awaited one after the other (one transaction each), and 100 tasks
+  each putting ``--puts`` / 5 keys at once (group commit), against raw one transaction
+  per put; puts per second, wall time. Also with ``durable=False`` / ``sync=False``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import lmdb
+
+from trie_cache import CachedRows, LmdbCache
+from trie_cache._lmdb import encode_key, frame_value
+
+TENANTS = 5
+SEED = 7
+TARGETS = {
+    "get, hit": 1.2,  # LmdbCache / raw, at most
+    "invalidate 20%": 1.0,  # LmdbCache / raw, at most
+    "100 tasks put": 5.0,  # LmdbCache throughput / raw one txn per put, at least
+}
+
+
+def page(n: int) -> CachedRows:
+    return CachedRows(
+        {
+            f"row_{n}_{i}": {"id": n * 10 + i, "name": f"client {n}-{i}", "balance": i * 1.25}
+            for i in range(10)
+        },
+        1_700_000_000.0 + n,
+    )
+
+
+def plain(rows: CachedRows) -> list[Any]:
+    """The payload raw users encode: the same CBOR as ``to_cbor``, from plain dicts."""
+    return [1, rows.fetched_at, {k: dict(v) for k, v in rows.rows.items()}]
+
+
+def key(tenant: int, i: int) -> str:
+    return f"tenant_{tenant:05d}/clients/page_{i}"
+
+
+def prefix(tenant: int) -> str:
+    return f"tenant_{tenant:05d}/"
+
+
+class Timer:
+    """Best-of figures per name, in seconds."""
+
+    def __init__(self) -> None:
+        self.best: dict[str, float] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self.best[name] = min(seconds, self.best.get(name, float("inf")))
+
+
+def cpu_time(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    t0 = time.thread_time()
+    fn()
+    return time.thread_time() - t0
+
+
+async def cpu_time_async(fn: Callable[[], Awaitable[Any]]) -> float:
+    gc.collect()
+    t0 = time.thread_time()
+    await fn()
+    return time.thread_time() - t0
+
+
+async def wall_time_async(fn: Callable[[], Awaitable[Any]]) -> float:
+    gc.collect()
+    t0 = time.perf_counter()
+    await fn()
+    return time.perf_counter() - t0
+
+
+def wall_time(fn: Callable[[], Any]) -> float:
+    gc.collect()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+class Raw:
+    """Raw lmdb + cbor2, one transaction per operation."""
+
+    def __init__(self, path: Path, sync: bool) -> None:
+        self.env = lmdb.open(str(path), map_size=1 << 30, sync=sync, metasync=sync)
+
+    def fill(self, items: Sequence[tuple[str, bytes]]) -> None:
+        with self.env.begin(write=True) as txn:
+            for k, v in items:
+                txn.put(k.encode(), v)
+
+    def get_loop(self, probes: Sequence[str]) -> None:
+        begin, loads = self.env.begin, cbor2.loads
+        for k in probes:
+            with begin() as txn:
+                v = txn.get(k.encode())
+            if v is not None:
+                loads(v)
+
+    def get_rows_loop(self, probes: Sequence[str]) -> None:
+        begin, from_cbor = self.env.begin, CachedRows.from_cbor
+        for k in probes:
+            with begin() as txn:
+                v = txn.get(k.encode())
+            if v is not None:
+                from_cbor(v)
+
+    def put_loop(self, items: Sequence[tuple[str, Any]]) -> None:
+        begin, dumps = self.env.begin, cbor2.dumps
+        for k, payload in items:
+            with begin(write=True) as txn:
+                txn.put(k.encode(), dumps(payload))
+
+    def invalidate(self, p: str) -> int:
+        start = p.encode()
+        removed = 0
+        with self.env.begin(write=True) as txn:
+            cursor = txn.cursor()
+            if cursor.set_range(start):
+                key_, delete = cursor.key, cursor.delete
+                while key_().startswith(start):
+                    delete()
+                    removed += 1
+        return removed
+
+
+def fill_lmdb_cache_folder(path: Path, items: Sequence[tuple[str, bytes]]) -> None:
+    """Write the cache's records directly (same bytes as ``put``), before it is opened."""
+    LmdbCache(path).close()
+    env = lmdb.open(str(path), max_dbs=2, map_size=1 << 30)
+    db = env.open_db(b"rows")
+    with env.begin(write=True, db=db) as txn:
+        for k, payload in items:
+            lkey, tail = encode_key(k)
+            txn.put(lkey, frame_value(tail, payload, flat=True))
+    env.close()
+
+
+def report(title: str, rows: list[tuple[str, str, str]]) -> None:
+    print(f"\n{title}")
+    for name, figure, note in rows:
+        print(f"  {name:<34} {figure:>14}  {note}")
+
+
+def verdict(name: str, ratio: float) -> str:
+    limit = TARGETS[name]
+    ok = ratio >= limit if name == "100 tasks put" else ratio <= limit
+    sign = ">=" if name == "100 tasks put" else "<="
+    return f"target {sign} {limit}: {'met' if ok else 'MISSED'}"
+
+
+async def main(args: argparse.Namespace) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="bench_lmdb_"))
+    try:
+        return await run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> int:
+    per_tenant = args.keys // TENANTS
+    keys = [key(t, i) for t in range(TENANTS) for i in range(per_tenant)]
+    pages = [page(n) for n in range(16)]
+    blobs = [p.to_cbor() for p in pages]
+    assert all(cbor2.dumps(plain(p)) == b for p, b in zip(pages, blobs))
+    items = [(k, blobs[i % 16]) for i, k in enumerate(keys)]
+    rng = random.Random(SEED)
+    hits = rng.sample(keys, min(args.probes, len(keys)))
+    misses = [k.replace("page_", "page_x") for k in hits]
+    print(
+        f"bench_lmdb: {len(keys):,} keys, {args.probes:,} probes, best of {args.rounds}; "
+        f"Python {platform.python_version()}, lmdb {lmdb.__version__} (LMDB "
+        f"{'.'.join(map(str, lmdb.version()))}), cbor2 {cbor2.__version__ if hasattr(cbor2, '__version__') else ''}"
+    )
+
+    t_setup = time.perf_counter()
+    fill_lmdb_cache_folder(tmp / "cache", items)
+    raw = Raw(tmp / "raw", sync=True)
+    raw.fill(items)
+    dc: Any = None
+    if args.diskcache:
+        import diskcache
+
+        dc = diskcache.Cache(str(tmp / "diskcache"), tag_index=True)
+        with dc.transact():
+            for k, v in items:
+                dc.set(k, v, tag=k[: len(prefix(0))])
+    print(f"(setup {time.perf_counter() - t_setup:.1f} s)")
+    timer = Timer()
+
+    async with LmdbCache(tmp / "cache", durable=True) as cache:
+        # -- get ----------------------------------------------------------------------
+        async def cache_get(probes: Sequence[str]) -> None:
+            get = cache.get
+            for k in probes:
+                await get(k)
+
+        def dc_get(probes: Sequence[str]) -> None:
+            get, loads = dc.get, cbor2.loads
+            for k in probes:
+                v = get(k)
+                if v is not None:
+                    loads(v)
+
+        for _ in range(args.rounds):
+            for kind, probes in (("hit", hits), ("miss", misses)):
+                contenders: list[tuple[str, Callable[[], Any], bool]] = [
+                    (f"LmdbCache.get, {kind}", lambda p=probes: cache_get(p), True),
+                    (f"raw, {kind}", lambda p=probes: raw.get_loop(p), False),
+                    (f"raw + from_cbor, {kind}", lambda p=probes: raw.get_rows_loop(p), False),
+                ]
+                if dc is not None:
+                    contenders.append((f"diskcache, {kind}", lambda p=probes: dc_get(p), False))
+                random.shuffle(contenders)
+                for name, fn, is_async in contenders:
+                    seconds = await cpu_time_async(fn) if is_async else cpu_time(fn)
+                    timer.add(name, seconds / len(probes))
+
+        rows_out = []
+        for kind in ("hit", "miss"):
+            ours = timer.best[f"LmdbCache.get, {kind}"]
+            base = timer.best[f"raw, {kind}"]
+            note = verdict("get, hit", ours / base) if kind == "hit" else ""
+            rows_out.append(
+                (
+                    f"LmdbCache.get, {kind}",
+                    f"{ours * 1e6:.2f} us",
+                    f"{ours / base:.2f}x raw  {note}",
+                )
+            )
+            rows_out.append((f"raw lmdb + cbor2, {kind}", f"{base * 1e6:.2f} us", "1.00x"))
+            rr = timer.best[f"raw + from_cbor, {kind}"]
+            rows_out.append(
+                (
+                    f"raw + CachedRows.from_cbor, {kind}",
+                    f"{rr * 1e6:.2f} us",
+                    f"{rr / base:.2f}x raw",
+                )
+            )
+            if dc is not None:
+                d = timer.best[f"diskcache, {kind}"]
+                rows_out.append(
+                    (f"diskcache + cbor2, {kind}", f"{d * 1e6:.2f} us", f"{d / base:.2f}x raw")
+                )
+        report("get (thread CPU time per call)", rows_out)
+
+        # -- invalidate one tenant ------------------------------------------------------
+        tenant = 2
+        p = prefix(tenant)
+        tenant_items = items[tenant * per_tenant : (tenant + 1) * per_tenant]
+        tenant_pages = [
+            (k, pages[(tenant * per_tenant + i) % 16]) for i, (k, _) in enumerate(tenant_items)
+        ]
+
+        async def refill_cache() -> None:
+            for start in range(0, len(tenant_pages), 2000):
+                chunk = tenant_pages[start : start + 2000]
+                await asyncio.gather(*(cache.put(k, v) for k, v in chunk))
+
+        for _ in range(args.rounds):
+            order = ["cache", "raw", "dc" if dc is not None else None]
+            random.shuffle(order)
+            for who in order:
+                if who == "cache":
+                    await refill_cache()
+                    removed = 0
+
+                    async def inv() -> None:
+                        nonlocal removed
+                        removed = await cache.invalidate_prefix(p)
+
+                    timer.add("inv cache", await wall_time_async(inv))
+                    assert removed == per_tenant, removed
+                elif who == "raw":
+                    raw.fill(tenant_items)
+                    timer.add("inv raw", wall_time(lambda: raw.invalidate(p)))
+                elif who == "dc":
+                    with dc.transact():
+                        for k, v in tenant_items:
+                            dc.set(k, v, tag=p)
+                    timer.add("inv dc", wall_time(lambda: dc.evict(p)))
+        ours, base = timer.best["inv cache"], timer.best["inv raw"]
+        rows_out = [
+            (
+                "LmdbCache.invalidate_prefix",
+                f"{ours * 1e3:.1f} ms",
+                f"{ours / base:.2f}x raw  {verdict('invalidate 20%', ours / base)}",
+            ),
+            ("raw cursor range delete", f"{base * 1e3:.1f} ms", "1.00x"),
+        ]
+        if dc is not None:
+            d = timer.best["inv dc"]
+            rows_out.append(("diskcache evict(tag)", f"{d * 1e3:.1f} ms", f"{d / base:.2f}x raw"))
+        report(
+            f"invalidate one tenant: {per_tenant:,} of {len(keys):,} keys (wall, synced commit)",
+            rows_out,
+        )
+
+    # -- puts ---------------------------------------------------------------------------
+    n = args.puts
+    for durable in (True, False):
+        label = "durable=True / sync=True" if durable else "durable=False / sync=False"
+        put_pages = [(f"put/{i}", pages[i % 16]) for i in range(n * 5)]
+        put_plain = [(k, plain(v)) for k, v in put_pages]
+        raw_p = Raw(tmp / f"raw_put_{durable}", sync=durable)
+        best: dict[str, float] = {}
+        async with LmdbCache(tmp / f"cache_put_{durable}", durable=durable) as cache:
+
+            async def sequential() -> None:
+                for k, v in put_pages[:n]:
+                    await cache.put(k, v)
+
+            async def concurrent() -> None:
+                per_task = len(put_pages) // 100
+
+                async def task(t: int) -> None:
+                    for k, v in put_pages[t * per_task : (t + 1) * per_task]:
+                        await cache.put(k, v)
+
+                await asyncio.gather(*(task(t) for t in range(100)))
+
+            def dc_puts() -> None:
+                for k, v in put_plain[:n]:
+                    dc.set(k, cbor2.dumps(v))
+
+            for _ in range(max(1, args.rounds // 2)):
+                best["raw"] = min(
+                    best.get("raw", 1e9), wall_time(lambda: raw_p.put_loop(put_plain[:n])) / n
+                )
+                best["seq"] = min(best.get("seq", 1e9), await wall_time_async(sequential) / n)
+                best["conc"] = min(
+                    best.get("conc", 1e9), await wall_time_async(concurrent) / len(put_pages)
+                )
+                if dc is not None:
+                    best["dc"] = min(best.get("dc", 1e9), wall_time(dc_puts) / n)
+            batches = cache._store.batches
+        raw_p.env.close()
+        rate = {k: 1 / v for k, v in best.items()}
+        rows_out = [
+            ("raw, one txn per put", f"{rate['raw']:,.0f} /s", "1.00x"),
+            (
+                "LmdbCache, one put at a time",
+                f"{rate['seq']:,.0f} /s",
+                f"{rate['seq'] / rate['raw']:.2f}x raw",
+            ),
+            (
+                "LmdbCache, 100 tasks at once",
+                f"{rate['conc']:,.0f} /s",
+                f"{rate['conc'] / rate['raw']:.2f}x raw  "
+                + (verdict("100 tasks put", rate["conc"] / rate["raw"]) if durable else ""),
+            ),
+        ]
+        if dc is not None:
+            rows_out.append(
+                (
+                    "diskcache, one set at a time",
+                    f"{rate['dc']:,.0f} /s",
+                    f"{rate['dc'] / rate['raw']:.2f}x raw (not synced)",
+                )
+            )
+        report(f"put throughput, {label} ({batches} LmdbCache commits in all)", rows_out)
+    if dc is not None:
+        dc.close()
+    raw.env.close()
+    return 0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--keys", type=int, default=100_000)
+    ap.add_argument("--probes", type=int, default=20_000)
+    ap.add_argument("--puts", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-diskcache", dest="diskcache", action="store_false")
+    return ap.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse(sys.argv[1:]))))
