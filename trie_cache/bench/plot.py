@@ -29,6 +29,10 @@ def require_matplotlib() -> Any:
     return plt
 
 
+def _is_trie_cache(system: str) -> bool:
+    return system.startswith("radix") or system == "memcache"
+
+
 def plot(results: Results, path: str) -> None:
     """Draw ``results`` to the image file ``path`` (its suffix picks the format)."""
     from .. import __version__
@@ -37,19 +41,21 @@ def plot(results: Results, path: str) -> None:
     from .run import machine_line
 
     plt = require_matplotlib()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.6), constrained_layout=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.4), constrained_layout=True)
     markers = "os^vD<>phX*P"
+    palette = plt.get_cmap("tab20").colors
     for i, system in enumerate(results.systems):
         points = sorted((n, t) for (s, n), t in results.scaling.items() if s == system)
         if not points:
             continue
         ns, ts = zip(*points)
-        own = system.startswith("radix") or system == "memcache"
+        own = _is_trie_cache(system)
         left.plot(
             ns,
             [t * 1e3 for t in ts],
             marker=markers[i % len(markers)],
-            linewidth=2.4 if own else 1.3,
+            color=palette[(2 * i) % 20 + (2 * i) // 20],
+            linewidth=2.6 if own else 1.3,
             linestyle="-" if own else "--",
             label=get_system(system).title,
         )
@@ -57,20 +63,22 @@ def plot(results: Results, path: str) -> None:
     left.set_yscale("log")
     left.set_xlabel("keys in the store")
     left.set_ylabel("ms to invalidate 10% of the keys (one prefix)")
-    left.set_title("Prefix invalidation vs store size (log-log)")
+    left.set_title("Prefix invalidation vs store size (log-log, lower is better)")
     left.grid(True, which="both", alpha=0.3)
-    left.legend(fontsize=8)
+    left.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
 
     names = [s for s in results.systems if (s, "get") in results.table]
     width = 0.4
     xs = range(len(names))
-    for offset, (op, label) in zip(
-        (-width / 2, width / 2), (("get", "get (hit)"), ("put", "put (new key)"))
-    ):
+    bars = (("get", "get (hit)", "#4c72b0"), ("put", "put (new key)", "#dd8452"))
+    for offset, (op, label, color) in zip((-width / 2, width / 2), bars):
         heights = [results.table.get((s, op), float("nan")) * 1e9 for s in names]
-        right.bar([x + offset for x in xs], heights, width, label=label)
+        right.bar([x + offset for x in xs], heights, width, label=label, color=color)
     right.set_xticks(list(xs))
     right.set_xticklabels([get_system(s).title for s in names], rotation=35, ha="right", fontsize=8)
+    for tick, system in zip(right.get_xticklabels(), names):
+        if _is_trie_cache(system):
+            tick.set_fontweight("bold")
     right.set_yscale("log")
     right.set_ylabel("ns per operation")
     right.set_title(f"get / put, {results.keys:,} keys (lower is better)")

@@ -126,8 +126,9 @@ def render(results: Results) -> str:
         machine_line(),
         (
             f"{results.keys:,} keys like {key(12_345)!r}; get/put rounds of {results.batch:,} "
-            f"fresh key strings; best of {results.repeat} rounds, gc off while timing; "
-            "every round checked afterwards"
+            f"fresh key strings; best of {results.repeat} rounds (invalidation at up to 10k "
+            f"keys: {_scaling_repeat(10_000, results.repeat)}), gc off while timing; every "
+            "round checked afterwards; async systems timed inside the running event loop"
         ),
         (
             "ratio = time / trie_cache's time in this run (sync systems against RadixTrie, "
@@ -317,7 +318,10 @@ def _run_system(system: str, results: Results, fill_budget: float, bar: Progress
                     results.gaps[(system, OPERATION_TITLES[op])] = str(exc)
                     continue
                 case.open(store)
-                results.table[(system, op)] = measure(case, results.repeat)
+                repeat = results.repeat
+                if op == "invalidate":
+                    repeat = _scaling_repeat(results.keys, repeat)
+                results.table[(system, op)] = measure(case, repeat)
     if (system, "invalidate") in results.table:
         results.scaling[(system, results.keys)] = results.table[(system, "invalidate")]
 
