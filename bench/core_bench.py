@@ -1,19 +1,23 @@
 #!/usr/bin/env python
 """The radix trie core against ``dict``, measured in one run and printed as ratios.
 
-    python bench/core_bench.py [--core cython|python] [--keys N] [--quick] [--repeats N]
+    python bench/core_bench.py [--core cython|python] [--keys N] [--quick]
+                               [--repeats N] [--probes N] [--clock cpu|wall]
 
 The keys live in 10 tenants, shaped ``tenant_{t:05d}/clients/page_{i}`` and
 ``tenant_{t:05d}/orders/id/{i:08d}`` (half of each tenant's keys in each shape). Every figure
-is the best of several rounds, and every ratio compares two figures taken in this process
-moments apart, so a busy machine moves both sides.
+is the best of several rounds (25 by default; 5 for whole builds and dict scans), and every
+ratio compares two figures taken in this process moments apart, dict and trie alternating
+which goes first. Times are this thread's CPU time by default (``--clock cpu``): on a shared
+machine, time spent descheduled would otherwise land on whichever side was running.
 
 How each figure is taken:
 
-* get, put: a loop over probe keys in random order, timed as a whole, divided by the number of
-  probes. The probes are built afresh before every round, outside the timed region, as new
-  strings equal to the stored keys (so ``dict`` cannot use the hash cached on the stored key
-  objects). Misses have the same shapes and tenants as the stored keys.
+* get, put: a loop over probe keys (a new random sample every round), timed as a whole,
+  divided by the number of probes. The probes are built before every run, outside the
+  timed region, as new strings equal to the stored keys (so ``dict`` cannot use the hash
+  cached on the stored key objects). Misses have the same shapes and tenants as the stored
+  keys.
 * put, new keys: every key inserted, in random order, into an empty structure.
 * invalidate_prefix: one call that removes one tenant's keys, as its caller waits for it;
   ``dict`` scans its keys and deletes the matches. The release of the detached subtree, which
