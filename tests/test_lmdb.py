@@ -305,6 +305,14 @@ async def test_invalidating_a_long_prefix_removes_only_its_long_keys(cache: Lmdb
     assert await cache.count() == 0
 
 
+def test_successor_bounds_exactly_the_keys_under_a_prefix() -> None:
+    assert _lmdb._successor(b"ka") == b"kb"
+    assert _lmdb._successor(b"ka\xff\xff") == b"kb"
+    for key in (b"ka", b"ka\x00", b"ka\xff\xff\xff", b"ka\xff" * 200):
+        assert key < _lmdb._successor(b"ka")
+    assert not b"kb" < _lmdb._successor(b"ka")
+
+
 async def test_invalidate_empty_prefix_clears_everything(cache: LmdbCache) -> None:
     for key in ODD_KEYS:
         await cache.put(key, rows())

@@ -166,6 +166,14 @@ def _check_value(lkey: bytes, value: bytes) -> tuple[bytes, int]:
     return value[start:end], value[-5]
 
 
+def _successor(prefix: bytes) -> bytes:
+    """The least byte string greater than every string that starts with ``prefix``."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        raise ValueError("a prefix of only 0xff bytes has no successor")
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
 def _stored_tail(lkey: bytes, value: bytes) -> bytes | None:
     try:
         return _check_value(lkey, value)[0]
@@ -505,10 +513,13 @@ class _Store:
             return 0
         key, delete = cursor.key, cursor.delete
         if not tail:
-            # The tight loop: the count comes from the entry counter, not from the loop.
+            # The tight loop: one comparison with the first key past the range and one
+            # delete (which moves to the next key, or unpositions the cursor: key() is then
+            # b"" and delete() False). The count comes from the entry counter.
+            end = _successor(start)
             before = txn.stat(self.rows_db)["entries"]
-            while key().startswith(start):
-                delete()
+            while key() < end and delete():
+                pass
             return int(before - txn.stat(self.rows_db)["entries"])
         removed = 0
         # A prefix longer than HEAD_BYTES: only long keys under its head can match.
