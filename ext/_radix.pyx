@@ -9,11 +9,15 @@
 #   public method atomic.
 # * Every structural change bumps ``modcount``; iterators hold raw node pointers and check
 #   it before touching them.
+#
+# Memory comes from PyMem_Malloc: CPython's small-object allocator serves the small nodes
+# from pools, faster than the C allocator and without its per-chunk header, so a leaf costs
+# its 32 bytes. It needs the GIL, which every function here runs under.
 
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_AsEncodedString, PyUnicode_Check, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint32_t, UINT32_MAX
-from libc.stdlib cimport malloc, free, realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.string cimport memcpy, memmove, memcmp, memset
 
 from collections.abc import Mapping, MutableMapping
@@ -94,13 +98,13 @@ cdef inline object key_str(const uchar *data, Py_ssize_t n):
 # ---------------------------------------------------------------------------------------
 # Nodes
 
-cdef inline uchar *label_of(Node *node) noexcept nogil:
+cdef inline uchar *label_of(Node *node) noexcept:
     if node.plen <= INLINE_LABEL:
         return &node.label.inl[0]
     return node.label.ptr
 
 
-cdef inline size_t node_size(int kind) noexcept nogil:
+cdef inline size_t node_size(int kind) noexcept:
     if kind == KIND_LEAF:
         return sizeof(Node)
     if kind == KIND_N4:
@@ -112,7 +116,7 @@ cdef inline size_t node_size(int kind) noexcept nogil:
     return sizeof(Node256)
 
 
-cdef inline int capacity(int kind) noexcept nogil:
+cdef inline int capacity(int kind) noexcept:
     if kind == KIND_LEAF:
         return 0
     if kind == KIND_N4:
@@ -124,11 +128,11 @@ cdef inline int capacity(int kind) noexcept nogil:
     return 256
 
 
-cdef int set_label(Node *node, const uchar *src, size_t plen) noexcept nogil:
+cdef int set_label(Node *node, const uchar *src, size_t plen) noexcept:
     """Give a node with no heap label the label ``src[:plen]``; -1 when out of memory."""
     cdef uchar *buf
     if plen > INLINE_LABEL:
-        buf = <uchar *>malloc(plen)
+        buf = <uchar *>PyMem_Malloc(plen)
         if buf == NULL:
             return -1
         memcpy(buf, src, plen)
@@ -139,28 +143,28 @@ cdef int set_label(Node *node, const uchar *src, size_t plen) noexcept nogil:
     return 0
 
 
-cdef Node *new_node(int kind, const uchar *label, size_t plen) noexcept nogil:
+cdef Node *new_node(int kind, const uchar *label, size_t plen) noexcept:
     """A node of ``kind`` with no value and no children, or NULL when out of memory."""
     cdef size_t size = node_size(kind)
-    cdef Node *node = <Node *>malloc(size)
+    cdef Node *node = <Node *>PyMem_Malloc(size)
     if node == NULL:
         return NULL
     memset(node, 0, size)
     node.kind = kind
     if set_label(node, label, plen) < 0:
-        free(node)
+        PyMem_Free(node)
         return NULL
     return node
 
 
-cdef inline void free_node(Node *node) noexcept nogil:
+cdef inline void free_node(Node *node) noexcept:
     """Free one node's memory; its value and children are the caller's business."""
     if node.plen > INLINE_LABEL:
-        free(node.label.ptr)
-    free(node)
+        PyMem_Free(node.label.ptr)
+    PyMem_Free(node)
 
 
-cdef inline Node **find_child(Node *node, uchar b) noexcept nogil:
+cdef inline Node **find_child(Node *node, uchar b) noexcept:
     cdef int i, k = node.kind
     cdef Node4 *n4
     cdef Node16 *n16
@@ -188,7 +192,7 @@ cdef inline Node **find_child(Node *node, uchar b) noexcept nogil:
     return NULL
 
 
-cdef Node *child_after(Node *node, int pos, int *next_pos, uchar *byte) noexcept nogil:
+cdef Node *child_after(Node *node, int pos, int *next_pos, uchar *byte) noexcept:
     """The first child in byte order at position >= ``pos``, or NULL.
 
     Positions are array indexes for Node4/Node16 and byte values for Node48/Node256;
@@ -235,7 +239,7 @@ cdef Node *child_after(Node *node, int pos, int *next_pos, uchar *byte) noexcept
     return NULL
 
 
-cdef inline Node *last_child(Node *node, uchar *byte) noexcept nogil:
+cdef inline Node *last_child(Node *node, uchar *byte) noexcept:
     """The child with the greatest byte, or NULL."""
     cdef int b
     cdef Node48 *n48
@@ -262,12 +266,12 @@ cdef inline Node *last_child(Node *node, uchar *byte) noexcept nogil:
     return n256.kids[b]
 
 
-cdef Node *reshape(Node *node, int kind) noexcept nogil:
+cdef Node *reshape(Node *node, int kind) noexcept:
     """A copy of ``node`` with the children storage of ``kind``; NULL when out of memory.
 
     The header (label, value, count) moves over as is; the old node is freed.
     """
-    cdef Node *fresh = <Node *>malloc(node_size(kind))
+    cdef Node *fresh = <Node *>PyMem_Malloc(node_size(kind))
     cdef Node *child
     cdef int pos = 0, i = 0, next_pos
     cdef uchar b
@@ -301,11 +305,11 @@ cdef Node *reshape(Node *node, int kind) noexcept nogil:
             s256 = <Node256 *>fresh
             s256.kids[b] = child
         i += 1
-    free(node)  # the label, if on the heap, now belongs to fresh
+    PyMem_Free(node)  # the label, if on the heap, now belongs to fresh
     return fresh
 
 
-cdef inline void insert_sorted(uchar *keys, Node **kids, int n, uchar b, Node *child) noexcept nogil:
+cdef inline void insert_sorted(uchar *keys, Node **kids, int n, uchar b, Node *child) noexcept:
     cdef int i = n
     while i > 0 and keys[i - 1] > b:
         keys[i] = keys[i - 1]
@@ -315,7 +319,7 @@ cdef inline void insert_sorted(uchar *keys, Node **kids, int n, uchar b, Node *c
     kids[i] = child
 
 
-cdef int add_child(Node **slot, uchar b, Node *child) noexcept nogil:
+cdef int add_child(Node **slot, uchar b, Node *child) noexcept:
     """Hang ``child`` under byte ``b`` of ``slot[0]``, growing the node if it is full.
 
     -1 when out of memory, with nothing changed. ``b`` must be free.
@@ -346,7 +350,7 @@ cdef int add_child(Node **slot, uchar b, Node *child) noexcept nogil:
     return 0
 
 
-cdef inline void remove_sorted(uchar *keys, Node **kids, int n, uchar b) noexcept nogil:
+cdef inline void remove_sorted(uchar *keys, Node **kids, int n, uchar b) noexcept:
     cdef int i = 0
     while keys[i] != b:
         i += 1
@@ -354,7 +358,7 @@ cdef inline void remove_sorted(uchar *keys, Node **kids, int n, uchar b) noexcep
     memmove(&kids[i], &kids[i + 1], <size_t>(n - i - 1) * sizeof(Node *))
 
 
-cdef void remove_child(Node **slot, uchar b) noexcept nogil:
+cdef void remove_child(Node **slot, uchar b) noexcept:
     """Unhang the child under byte ``b`` of ``slot[0]`` and shrink the node when sparse.
 
     Never fails: if a smaller node cannot be allocated the node keeps its shape.
@@ -389,7 +393,7 @@ cdef void remove_child(Node **slot, uchar b) noexcept nogil:
             slot[0] = smaller
 
 
-cdef void merge_with_child(Node **slot) noexcept nogil:
+cdef void merge_with_child(Node **slot) noexcept:
     """Fold a valueless node with one child into that child (path compression).
 
     Skipped when out of memory: the unmerged node is still a valid trie.
@@ -406,14 +410,14 @@ cdef void merge_with_child(Node **slot) noexcept nogil:
     if total > UINT32_MAX:
         return
     if total > INLINE_LABEL:
-        buf = <uchar *>malloc(total)
+        buf = <uchar *>PyMem_Malloc(total)
         if buf == NULL:
             return
         memcpy(buf, label_of(node), node.plen)
         buf[node.plen] = b
         memcpy(buf + node.plen + 1, label_of(child), child.plen)
         if child.plen > INLINE_LABEL:
-            free(child.label.ptr)
+            PyMem_Free(child.label.ptr)
         child.label.ptr = buf
     else:
         memcpy(tmp, label_of(node), node.plen)
@@ -425,7 +429,7 @@ cdef void merge_with_child(Node **slot) noexcept nogil:
     free_node(node)
 
 
-cdef void cut_label_front(Node *node, size_t cut) noexcept nogil:
+cdef void cut_label_front(Node *node, size_t cut) noexcept:
     """Drop the first ``cut`` bytes of a node's label (never allocates)."""
     cdef size_t old = node.plen, rest = node.plen - cut
     cdef uchar *heap
@@ -435,20 +439,20 @@ cdef void cut_label_front(Node *node, size_t cut) noexcept nogil:
             memmove(heap, heap + cut, rest)
         else:
             memcpy(node.label.inl, heap + cut, rest)
-            free(heap)
+            PyMem_Free(heap)
     else:
         memmove(node.label.inl, node.label.inl + cut, rest)
     node.plen = <uint32_t>rest
 
 
-cdef inline size_t common_length(const uchar *a, const uchar *b, size_t n) noexcept nogil:
+cdef inline size_t common_length(const uchar *a, const uchar *b, size_t n) noexcept:
     cdef size_t i = 0
     while i < n and a[i] == b[i]:
         i += 1
     return i
 
 
-cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcept nogil:
+cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcept:
     """The node where ``key`` ends, or NULL; the caller checks its value."""
     cdef Py_ssize_t i = 0
     cdef uint32_t plen
@@ -468,7 +472,7 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
         i += 1
 
 
-cdef inline Node **kid_array(Node *node, int *length) noexcept nogil:
+cdef inline Node **kid_array(Node *node, int *length) noexcept:
     """The children array of a node and its length; entries may be NULL in Node48/256."""
     if node.kind == KIND_N4:
         length[0] = node.nkids
@@ -489,15 +493,15 @@ cdef inline Node **kid_array(Node *node, int *length) noexcept nogil:
 cdef Node *clone_node(Node *src) noexcept:
     """A copy of one node, children pointers included, holding its own value reference."""
     cdef size_t size = node_size(src.kind)
-    cdef Node *node = <Node *>malloc(size)
+    cdef Node *node = <Node *>PyMem_Malloc(size)
     cdef uchar *label
     if node == NULL:
         return NULL
     memcpy(node, src, size)
     if src.plen > INLINE_LABEL:
-        label = <uchar *>malloc(src.plen)
+        label = <uchar *>PyMem_Malloc(src.plen)
         if label == NULL:
-            free(node)
+            PyMem_Free(node)
             return NULL
         memcpy(label, src.label.ptr, src.plen)
         node.label.ptr = label
@@ -549,7 +553,7 @@ cdef Node *clone_tree(Node *src) except NULL:
                 continue
             if depth == cap:
                 cap = cap * 2 if cap else 64
-                grown = realloc(stack, <size_t>cap * sizeof(Node *))
+                grown = PyMem_Realloc(stack, <size_t>cap * sizeof(Node *))
                 copy = NULL if grown == NULL else clone_node(kids[i])
                 if grown != NULL:
                     stack = <Node **>grown
@@ -562,7 +566,7 @@ cdef Node *clone_tree(Node *src) except NULL:
                 for j in range(depth):
                     kids = kid_array(stack[j], &length)
                     memset(kids, 0, <size_t>length * sizeof(Node *))
-                free(stack)
+                PyMem_Free(stack)
                 free_tree(top)
                 raise MemoryError()
             kids[i] = copy
@@ -572,7 +576,7 @@ cdef Node *clone_tree(Node *src) except NULL:
             break
         depth -= 1
         node = stack[depth]
-    free(stack)
+    PyMem_Free(stack)
     return top
 
 
@@ -617,8 +621,8 @@ cdef class RadixTrie:
             node.count = <Py_ssize_t>self.garbage
             self.garbage = node
         self._reclaim(-1)
-        free(self.path)
-        free(self.path_bytes)
+        PyMem_Free(self.path)
+        PyMem_Free(self.path_bytes)
 
     # -- scratch path ------------------------------------------------------------------
 
@@ -630,11 +634,11 @@ cdef class RadixTrie:
             return 0
         while cap <= depth:
             cap = cap * 2 if cap else 64
-        path = <Node ***>realloc(self.path, <size_t>cap * sizeof(Node **))
+        path = <Node ***>PyMem_Realloc(self.path, <size_t>cap * sizeof(Node **))
         if path == NULL:
             raise MemoryError()
         self.path = path
-        path_bytes = <uchar *>realloc(self.path_bytes, <size_t>cap)
+        path_bytes = <uchar *>PyMem_Realloc(self.path_bytes, <size_t>cap)
         if path_bytes == NULL:
             raise MemoryError()
         self.path_bytes = path_bytes
@@ -1143,32 +1147,32 @@ cdef class _Iterator:
         return 0
 
     def __dealloc__(self):
-        free(self.nodes)
-        free(self.positions)
-        free(self.bases)
-        free(self.key)
+        PyMem_Free(self.nodes)
+        PyMem_Free(self.positions)
+        PyMem_Free(self.bases)
+        PyMem_Free(self.key)
 
     cdef int _reserve(self, Py_ssize_t depth, Py_ssize_t keylen) except -1:
         cdef Py_ssize_t cap
         cdef void *mem
         if depth > self.cap:
             cap = max(depth, 2 * self.cap, 16)
-            mem = realloc(self.nodes, <size_t>cap * sizeof(Node *))
+            mem = PyMem_Realloc(self.nodes, <size_t>cap * sizeof(Node *))
             if mem == NULL:
                 raise MemoryError()
             self.nodes = <Node **>mem
-            mem = realloc(self.positions, <size_t>cap * sizeof(int))
+            mem = PyMem_Realloc(self.positions, <size_t>cap * sizeof(int))
             if mem == NULL:
                 raise MemoryError()
             self.positions = <int *>mem
-            mem = realloc(self.bases, <size_t>cap * sizeof(Py_ssize_t))
+            mem = PyMem_Realloc(self.bases, <size_t>cap * sizeof(Py_ssize_t))
             if mem == NULL:
                 raise MemoryError()
             self.bases = <Py_ssize_t *>mem
             self.cap = cap
         if keylen >= self.keycap:
             cap = max(keylen, 2 * self.keycap, 64)
-            mem = realloc(self.key, <size_t>cap)
+            mem = PyMem_Realloc(self.key, <size_t>cap)
             if mem == NULL:
                 raise MemoryError()
             self.key = <uchar *>mem
