@@ -14,10 +14,11 @@
 # from pools, faster than the C allocator and without its per-chunk header, so a leaf costs
 # its 32 bytes. It needs the GIL, which every function here runs under.
 
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject, inquiry, traverseproc, visitproc
 from cpython.unicode cimport PyUnicode_AsEncodedString, PyUnicode_Check, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint32_t, UINT32_MAX
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memmove, memcmp, memset
 
 from collections.abc import Mapping, MutableMapping
@@ -598,6 +599,8 @@ cdef class RadixTrie:
     cdef Node ***path            # scratch: slots walked by the current mutation
     cdef uchar *path_bytes       # scratch: path_bytes[d] is the byte above path[d]'s node
     cdef Py_ssize_t path_cap     # entries allocated in path and path_bytes
+    cdef object gc_anchor        # unused; an object field makes Cython give the type GC
+                                 # support, whose traverse/clear slots are replaced below
 
     def __cinit__(self):
         self.root = new_node(KIND_LEAF, NULL, 0)
@@ -1237,3 +1240,74 @@ cdef _Iterator make_iterator(RadixTrie trie, const uchar *prefix, Py_ssize_t n, 
 
 
 MutableMapping.register(RadixTrie)
+
+
+# ---------------------------------------------------------------------------------------
+# Cycle collection: the values are held through raw pointers, so the collector is shown
+# them by hand. A value that refers back to its trie is then collected like one in a dict.
+
+cdef int visit_tree(Node *top, visitproc visit, void *arg) noexcept:
+    """Visit the values of one tree, depth first with a heap stack.
+
+    Runs inside the collector: it allocates with the C allocator only, and if that fails it
+    visits less, which only makes the collector keep objects it could have freed.
+    """
+    cdef Node **stack = <Node **>realloc(NULL, 64 * sizeof(Node *))
+    cdef Node **grown
+    cdef Node **kids
+    cdef Node *node
+    cdef Py_ssize_t depth = 0, cap = 64
+    cdef int length, i, status = 0
+    if stack == NULL:
+        return 0
+    stack[0] = top
+    depth = 1
+    while depth and status == 0:
+        depth -= 1
+        node = stack[depth]
+        if node.value != NULL:
+            status = visit(node.value, arg)
+        kids = kid_array(node, &length)
+        if depth + length > cap:
+            grown = <Node **>realloc(stack, <size_t>(2 * cap + length) * sizeof(Node *))
+            if grown == NULL:
+                continue
+            stack = grown
+            cap = 2 * cap + length
+        for i in range(length):
+            if kids[i] != NULL:
+                stack[depth] = kids[i]
+                depth += 1
+    free(stack)
+    return status
+
+
+cdef int trie_traverse(PyObject *obj, visitproc visit, void *arg) except -1:
+    cdef RadixTrie trie = <RadixTrie>obj
+    cdef Node *node
+    cdef int status
+    if trie.root != NULL:
+        status = visit_tree(trie.root, visit, arg)
+        if status:
+            return status
+    node = trie.garbage
+    while node != NULL:
+        status = visit_tree(node, visit, arg)
+        if status:
+            return status
+        node = <Node *>node.count
+    return 0
+
+
+cdef int trie_clear(object obj) except -1:
+    cdef RadixTrie trie = <RadixTrie>obj
+    try:
+        trie._invalidate(<const uchar *>b"", 0)
+    except MemoryError:
+        pass  # the collector retries later; the values stay reachable meanwhile
+    trie._reclaim(-1)
+    return 0
+
+
+(<PyTypeObject *>RadixTrie).tp_traverse = <traverseproc>trie_traverse
+(<PyTypeObject *>RadixTrie).tp_clear = <inquiry>trie_clear
