@@ -10,7 +10,7 @@ from ._memcache import MemCache
 from ._rows import CachedRows
 
 if TYPE_CHECKING:
-    from ._lmdb import LmdbCache
+    from ._lmdb import LmdbCache, LmdbCacheClosedError, LmdbCacheError
 
 __version__ = "0.1.0"
 
@@ -20,6 +20,8 @@ __all__ = [
     "CacheStats",
     "CachedRows",
     "LmdbCache",
+    "LmdbCacheClosedError",
+    "LmdbCacheError",
     "MemCache",
     "NoCache",
     "RadixTrie",
@@ -27,10 +29,13 @@ __all__ = [
 ]
 
 
+_LAZY_LMDB = frozenset({"LmdbCache", "LmdbCacheClosedError", "LmdbCacheError"})
+
+
 def __getattr__(name: str) -> Any:
     # LmdbCache pulls in lmdb; load it only when asked for.
-    if name == "LmdbCache":
-        from ._lmdb import LmdbCache
+    if name in _LAZY_LMDB:
+        from . import _lmdb
 
-        return LmdbCache
+        return getattr(_lmdb, name)
     raise AttributeError(f"module 'trie_cache' has no attribute {name!r}")
