@@ -736,29 +736,9 @@ cdef class RadixTrie:
 
     cdef int _remove(self, const uchar *key, Py_ssize_t n, PyObject **out) except -1:
         """Unlink ``key``; 1 and its value's reference in *out, or 0 when absent."""
-        cdef Node **slot = &self.root
-        cdef Node *node
-        cdef Py_ssize_t i = 0, depth = 0, j
-        cdef uint32_t plen
-        while True:
-            node = slot[0]
-            if depth + 1 >= self.path_cap:
-                self._grow_path(depth + 1)
-            self.path[depth] = slot
-            depth += 1
-            plen = node.plen
-            if plen:
-                if n - i < plen or memcmp(label_of(node), key + i, plen) != 0:
-                    return 0
-                i += plen
-            if i == n:
-                break
-            slot = find_child(node, key[i])
-            if slot == NULL:
-                return 0
-            self.path_bytes[depth] = key[i]
-            i += 1
-        if node.value == NULL:
+        cdef Py_ssize_t depth, start, j
+        cdef Node *node = self._walk(key, n, True, &depth, &start)
+        if node == NULL or node.value == NULL:
             return 0
         out[0] = node.value
         node.value = NULL
@@ -790,11 +770,12 @@ cdef class RadixTrie:
             free_node(node)
             depth -= 1
 
-    cdef Node *_locate_prefix(self, const uchar *prefix, Py_ssize_t n,
-                              Py_ssize_t *depth, Py_ssize_t *label_start) except? NULL:
+    cdef Node *_walk(self, const uchar *prefix, Py_ssize_t n, bint exact,
+                     Py_ssize_t *depth, Py_ssize_t *label_start) except? NULL:
         """The highest node whose keys all start with ``prefix``, or NULL.
 
-        Fills ``path``/``path_bytes`` down to it; *label_start is the offset in the key at
+        With ``exact``, the node where ``prefix`` ends, as a key, or NULL. Fills
+        ``path``/``path_bytes`` down to the node; *label_start is the offset in ``prefix`` at
         which the node's label begins.
         """
         cdef Node **slot = &self.root
@@ -812,7 +793,8 @@ cdef class RadixTrie:
             if plen:
                 rest = n - i
                 if rest <= plen:
-                    if memcmp(label_of(node), prefix + i, <size_t>rest) != 0:
+                    if (exact and rest < plen) or memcmp(label_of(node), prefix + i,
+                                                         <size_t>rest) != 0:
                         return NULL
                     break
                 if memcmp(label_of(node), prefix + i, plen) != 0:
@@ -830,7 +812,7 @@ cdef class RadixTrie:
 
     cdef Py_ssize_t _invalidate(self, const uchar *prefix, Py_ssize_t n) except -1:
         cdef Py_ssize_t depth, start, removed, j
-        cdef Node *node = self._locate_prefix(prefix, n, &depth, &start)
+        cdef Node *node = self._walk(prefix, n, False, &depth, &start)
         cdef Node *fresh
         if node == NULL or node.count == 0:
             return 0
@@ -1077,7 +1059,7 @@ cdef class RadixTrie:
         cdef Py_ssize_t n, depth, start
         cdef object source = key_source(prefix, "prefixes")
         cdef const uchar *p = source_bytes(source, &n)
-        cdef Node *node = self._locate_prefix(p, n, &depth, &start)
+        cdef Node *node = self._walk(p, n, False, &depth, &start)
         return 0 if node == NULL else node.count
 
     def invalidate_prefix(self, prefix):
@@ -1136,7 +1118,7 @@ cdef class _Iterator:
         self.modcount = trie.modcount
         self.depth = 0
         self.exhausted = False
-        node = trie._locate_prefix(prefix, n, &depth, &start)
+        node = trie._walk(prefix, n, False, &depth, &start)
         if node == NULL:
             return 0
         self._reserve(1, start + node.plen)
