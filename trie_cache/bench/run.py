@@ -27,7 +27,7 @@ from .cases import OPERATION_TITLES, Case, Unsupported, open_store
 from .peers import SYSTEMS, System, get_system, missing_reason
 from .workloads import MIXED_PAGES, best_of, key
 
-__all__ = ["Results", "main"]
+__all__ = ["Results", "main", "render", "render_markdown"]
 
 DEFAULT_KEYS = 10_000
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
@@ -187,6 +187,41 @@ def render(results: Results) -> str:
         for (system, what), reason in results.gaps.items():
             lines.append(f"  {get_system(system).title}, {what}: {reason}")
     lines += ["", f"run took {results.elapsed:.1f} s"]
+    return "\n".join(lines)
+
+
+def render_markdown(results: Results) -> str:
+    """The same tables as :func:`render`, in Markdown (for the README)."""
+    ops = list(OPERATION_TITLES)
+    lines = [
+        "| system | " + " | ".join(OPERATION_TITLES[op] for op in ops) + " |",
+        "|---|" + "---:|" * len(ops),
+    ]
+    for system in results.systems:
+        cells = []
+        for op in ops:
+            t = results.table.get((system, op))
+            ratio = results.ratio(system, op)
+            if t is None:
+                cells.append("—")
+            elif ratio is None:
+                cells.append(format_time(t))
+            else:
+                cells.append(f"{format_time(t)} ({format_ratio(ratio).replace('x', '×')})")
+        lines.append(f"| {get_system(system).title} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| invalidate 10% (one call) | "
+        + " | ".join(f"n={format_count(n)}" for n in results.sizes)
+        + " |",
+        "|---|" + "---:|" * len(results.sizes),
+    ]
+    for system in results.systems:
+        cells = [
+            "—" if (system, n) not in results.scaling else format_time(results.scaling[system, n])
+            for n in results.sizes
+        ]
+        lines.append(f"| {get_system(system).title} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -459,6 +494,7 @@ def parser() -> argparse.ArgumentParser:
         help="draw invalidation time vs keys and get/put bars to this file",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--markdown", action="store_true", help="also print the tables in Markdown")
     return p
 
 
@@ -488,6 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         lambda total: Progress(total, enabled=not args.no_progress),
     )
     print(render(results))
+    if args.markdown:
+        print()
+        print(render_markdown(results))
     if args.plot:
         from .plot import plot
 
