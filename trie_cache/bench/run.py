@@ -25,7 +25,7 @@ from .. import __version__
 from .._core import CORE
 from .cases import OPERATION_TITLES, Case, Unsupported, open_store
 from .peers import SYSTEMS, System, get_system, missing_reason
-from .workloads import MIXED_PAGES, best_of, key
+from .workloads import MIXED_PAGES, best_of, key, parse_count
 
 __all__ = ["Results", "main", "render", "render_markdown"]
 
@@ -409,27 +409,17 @@ def _run_mixed(system: str, results: Results, fill_budget: float) -> None:
 
 
 def _counts(text: str) -> list[int]:
-    values = []
-    for part in text.split(","):
-        part = part.strip().lower().replace("_", "")
-        scale = 1
-        if part.endswith("k"):
-            scale, part = 1_000, part[:-1]
-        elif part.endswith("m"):
-            scale, part = 1_000_000, part[:-1]
-        try:
-            value = int(part) * scale
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a key count: {part!r}") from None
-        if value < 10 or value % 10:
-            raise argparse.ArgumentTypeError(f"key counts must be multiples of 10, not {value}")
-        values.append(value)
-    return values
+    try:
+        return [parse_count(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _count(text: str) -> int:
-    (value,) = _counts(text)
-    return value
+    values = _counts(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one key count, not {text!r}")
+    return values[0]
 
 
 def _positive(text: str) -> int:

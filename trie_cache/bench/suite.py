@@ -13,7 +13,7 @@ from typing import Any
 
 from .cases import Case, Unsupported, open_store
 from .peers import SYSTEMS, System, get_system, loop_clock, missing_reason
-from .workloads import BATCH
+from .workloads import BATCH, parse_count
 
 __all__ = [
     "DEFAULT_SIZES",
@@ -58,20 +58,7 @@ def size_label(n: int) -> str:
 
 def parse_sizes(text: str, large: bool) -> list[int]:
     """``"10k,100k"`` -> ``[10000, 100000]``; ``large`` (or the env variable) adds 1M."""
-    sizes: list[int] = []
-    for part in text.split(","):
-        part = part.strip().lower().replace("_", "")
-        if not part:
-            continue
-        scale = {"k": 1_000, "m": 1_000_000}.get(part[-1], 1)
-        number = part[:-1] if scale > 1 else part
-        try:
-            value = int(number) * scale
-        except ValueError:
-            raise ValueError(f"not a key count: {part!r}") from None
-        if value < 10 or value % 10:
-            raise ValueError(f"key counts must be multiples of 10, not {value}")
-        sizes.append(value)
+    sizes = [parse_count(part) for part in text.split(",") if part.strip()]
     env = os.environ.get(LARGE_ENV, "").strip().lower() in {"1", "true", "yes"}
     if (large or env) and LARGE_SIZE not in sizes:
         sizes.append(LARGE_SIZE)

@@ -34,6 +34,7 @@ __all__ = [
     "keys",
     "make_mixed_stream",
     "miss_indices",
+    "parse_count",
     "probe_indices",
     "put_indices",
 ]
@@ -54,6 +55,20 @@ MIXED_WRITE_SHARE = 0.10
 VALUE_KINDS = 256
 
 SEED = 20240521
+
+
+def parse_count(text: str) -> int:
+    """A key count such as ``"10k"``, ``"1M"`` or ``"2_000"``: a positive multiple of 10."""
+    part = text.strip().lower().replace("_", "").replace(",", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(part[-1:], 1)
+    number = part[:-1] if scale > 1 else part
+    try:
+        value = int(number) * scale
+    except ValueError:
+        raise ValueError(f"not a key count: {text!r}") from None
+    if value < GROUPS or value % GROUPS:
+        raise ValueError(f"key counts must be positive multiples of {GROUPS}, not {value}")
+    return value
 
 
 def key(i: int) -> str:
