@@ -11,7 +11,7 @@ and implements three coroutines, which receive input the base has already checke
 and optionally ``aclose()``. The base provides the public API on top of those three and keeps
 all bookkeeping: ``get`` (``max_age``, hit and miss counts), ``put``, ``invalidate_prefix``,
 ``get_or_fetch`` (single-flight, no stale fills) and ``stats``. Backends do not override the
-public methods; the one exception is ``MemCache.get``, the same logic inlined for speed.
+public methods; the exceptions are ``MemCache.get`` and ``put``, the same logic inlined for speed.
 
 How stale fills are refused. Each key with a fetch in flight has a *registration* in a radix
 trie (``_flights``). ``invalidate_prefix(p)`` first detaches every registration under ``p`` with
@@ -212,7 +212,8 @@ class Cache(abc.ABC):
         """
         check_key(key)
         check_rows(rows)
-        self._flights.pop(key, None)
+        if self._flights:
+            self._flights.pop(key, None)
         await self._put(key, rows)
 
     async def invalidate_prefix(self, prefix: str) -> int:

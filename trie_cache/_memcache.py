@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._cache import Cache, check_max_age
+from ._cache import Cache, check_max_age, check_rows
 from ._core import RadixTrie
 from ._rows import CachedRows
 
@@ -38,6 +38,13 @@ class MemCache(Cache):
             self._hits += 1
             return rows
         return self._aged(rows, max_age)
+
+    async def put(self, key: str, rows: CachedRows) -> None:
+        # Cache.put inlined: the trie rejects a non-str key before anything changes.
+        check_rows(rows)
+        if self._flights:
+            self._flights.pop(key, None)  # a fetch in flight for key must not overwrite this
+        self._trie[key] = rows
 
     async def _get(self, key: str) -> CachedRows | None:
         return self._trie.get(key)  # type: ignore[no-any-return]
