@@ -215,6 +215,24 @@ async def test_cancelling_every_waiter_cancels_the_fetch(cache: Cache) -> None:
     assert cache.stats().fetch_errors == 0
 
 
+@ALL
+async def test_a_caller_arriving_as_the_last_waiter_cancels_starts_a_new_fetch(
+    cache: Cache,
+) -> None:
+    old = Fetcher(gated=True)
+    first = asyncio.create_task(cache.get_or_fetch("k", old))
+    await old.started.wait()
+    first.cancel()
+    # Arrives while the abandoned fetch is still being cancelled: it must not inherit that
+    # cancellation, since nobody cancelled this caller.
+    second = asyncio.create_task(cache.get_or_fetch("k", Fetcher(NEW)))
+    outcomes = await asyncio.gather(first, second, return_exceptions=True)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert outcomes[1] == NEW
+    assert old.cancelled
+    assert cache.stats().fetches == 2
+
+
 class Returned(Fetcher):
     """Sets ``returned`` as the fetch hands back its rows."""
 

@@ -118,7 +118,7 @@ class CacheStats:
 class _Flight:
     """One fetch in flight for one key on one event loop, and how many callers await it."""
 
-    __slots__ = ("fetching", "loop", "slot", "task", "waiters")
+    __slots__ = ("abandoned", "fetching", "loop", "slot", "task", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, slot: dict[Any, _Flight]) -> None:
         self.loop = loop
@@ -128,6 +128,8 @@ class _Flight:
         self.waiters = 0
         #: True until ``fetch()`` returned or raised; only then may the last caller cancel it.
         self.fetching = True
+        #: Its last caller cancelled it; a later caller must not join it but start anew.
+        self.abandoned = False
 
 
 def _retrieve(task: asyncio.Task[CachedRows]) -> None:
@@ -247,7 +249,7 @@ class Cache(abc.ABC):
         loop = asyncio.get_running_loop()
         slot: dict[Any, _Flight] | None = self._flights.get(key)
         flight = None if slot is None else slot.get(loop)
-        if flight is None or flight.task is None or flight.task.done():
+        if flight is None or flight.abandoned or flight.task is None or flight.task.done():
             flight = self._start(key, fetch, loop)
         else:
             self._coalesced += 1
@@ -258,6 +260,7 @@ class Cache(abc.ABC):
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             if flight.waiters == 1 and flight.fetching and not task.done():
+                flight.abandoned = True
                 task.cancel()
             raise
         finally:
