@@ -19,7 +19,7 @@ import shutil
 import string
 import tempfile
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 __all__ = [
@@ -31,6 +31,9 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_AGet = Callable[[str], Awaitable[Any]]
+_APut = Callable[[str, Any], Awaitable[object]]
+_ADrop = Callable[[str], Awaitable[object]]
 
 #: The operations a benchmark can time.
 OPERATIONS = ("get", "miss", "put", "invalidate", "mixed")
@@ -129,76 +132,6 @@ def _check_segment_prefix(prefix: str) -> str:
 # --- trie_cache -------------------------------------------------------------------------
 
 
-class RadixSystem(System):
-    name = "radix"
-    title = "trie_cache.RadixTrie"
-    how = "invalidate_prefix(p): detach the subtree; memory released later"
-
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
-        from .._core import RadixTrie
-
-        self.trie: Any = RadixTrie()
-
-    def load(self, keys: Sequence[str], values: Sequence[Any]) -> None:
-        self.trie.update(zip(keys, values))
-
-    def get_batch(self, keys: Sequence[str]) -> int:
-        get = self.trie.get
-        hits = 0
-        for k in keys:
-            if get(k) is not None:
-                hits += 1
-        return hits
-
-    def put_batch(self, keys: Sequence[str], values: Sequence[Any]) -> None:
-        t = self.trie
-        for k, v in zip(keys, values):
-            t[k] = v
-
-    def delete_batch(self, keys: Sequence[str]) -> None:
-        t = self.trie
-        for k in keys:
-            del t[k]
-
-    def invalidate(self, prefix: str) -> None:
-        self.trie.invalidate_prefix(prefix)
-
-    def mixed(self, ops: Sequence[tuple[bool, str]], value: Any) -> int:
-        t = self.trie
-        get = t.get
-        invalidate = t.invalidate_prefix
-        hits = 0
-        for is_write, text in ops:
-            if is_write:
-                invalidate(text)
-            elif get(text) is None:
-                t[text] = value
-            else:
-                hits += 1
-        return hits
-
-    def count(self) -> int:
-        return len(self.trie)
-
-    def lookup(self, key: str) -> Any:
-        return self.trie.get(key)
-
-    def settle(self) -> None:
-        self.trie.reclaim()
-
-
-class RadixReclaimSystem(RadixSystem):
-    name = "radix+reclaim"
-    title = "RadixTrie + reclaim()"
-    how = "invalidate_prefix(p) then reclaim(): the removed entries released at once"
-    operations = ("invalidate",)
-
-    def invalidate(self, prefix: str) -> None:
-        self.trie.invalidate_prefix(prefix)
-        self.trie.reclaim()
-
-
 _LOOP_TIME = [0.0]
 
 
@@ -217,22 +150,25 @@ class _AsyncSystem(System):
         super().__init__(capacity)
         self._loop = asyncio.new_event_loop()
 
-    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+    @abc.abstractmethod
+    def ops(self) -> tuple[_AGet, _APut, _ADrop]:
+        """The store's bound ``get``, ``put`` and drop-a-prefix coroutine functions."""
+
+    def _run(self, coro: Awaitable[_T]) -> _T:
         return self._loop.run_until_complete(coro)
 
-    async def _alookup(self, key: str) -> Any:
-        raise NotImplementedError
-
     def lookup(self, key: str) -> Any:
-        return self._run(self._alookup(key))
+        return self._run(self.ops()[0](key))
 
     def lookup_many(self, keys: Sequence[str]) -> list[Any]:
+        get = self.ops()[0]
+
         async def run() -> list[Any]:
-            return [await self._alookup(k) for k in keys]
+            return [await get(k) for k in keys]
 
         return self._run(run())
 
-    def _timed(self, coro: Coroutine[Any, Any, _T]) -> _T:
+    def _timed(self, coro: Awaitable[_T]) -> _T:
         """Run ``coro`` on the loop, adding the time spent inside it to :func:`loop_clock`."""
 
         async def timed() -> _T:
@@ -243,6 +179,46 @@ class _AsyncSystem(System):
                 _LOOP_TIME[0] += time.perf_counter() - start
 
         return self._loop.run_until_complete(timed())
+
+    def get_batch(self, keys: Sequence[str]) -> int:
+        get = self.ops()[0]
+
+        async def run() -> int:
+            hits = 0
+            for k in keys:
+                if await get(k) is not None:
+                    hits += 1
+            return hits
+
+        return self._timed(run())
+
+    def put_batch(self, keys: Sequence[str], values: Sequence[Any]) -> None:
+        put = self.ops()[1]
+
+        async def run() -> None:
+            for k, v in zip(keys, values):
+                await put(k, v)
+
+        self._timed(run())
+
+    def invalidate(self, prefix: str) -> None:
+        self._timed(self.ops()[2](prefix))
+
+    def mixed(self, ops: Sequence[tuple[bool, str]], value: Any) -> int:
+        get, put, drop = self.ops()
+
+        async def run() -> int:
+            hits = 0
+            for is_write, text in ops:
+                if is_write:
+                    await drop(text)
+                elif await get(text) is None:
+                    await put(text, value)
+                else:
+                    hits += 1
+            return hits
+
+        return self._timed(run())
 
     def close(self) -> None:
         self._loop.close()
@@ -260,27 +236,12 @@ class MemCacheSystem(_AsyncSystem):
 
         self.cache = MemCache()
 
+    def ops(self) -> tuple[_AGet, _APut, _ADrop]:
+        c = self.cache
+        return c.get, c.put, c.invalidate_prefix
+
     def load(self, keys: Sequence[str], values: Sequence[Any]) -> None:
         self.put_batch(keys, values)
-
-    def get_batch(self, keys: Sequence[str]) -> int:
-        async def run() -> int:
-            get = self.cache.get
-            hits = 0
-            for k in keys:
-                if await get(k) is not None:
-                    hits += 1
-            return hits
-
-        return self._timed(run())
-
-    def put_batch(self, keys: Sequence[str], values: Sequence[Any]) -> None:
-        async def run() -> None:
-            put = self.cache.put
-            for k, v in zip(keys, values):
-                await put(k, v)
-
-        self._timed(run())
 
     def delete_batch(self, keys: Sequence[str]) -> None:
         # The Cache contract has no single-key delete; this untimed cleanup uses the trie.
@@ -288,31 +249,8 @@ class MemCacheSystem(_AsyncSystem):
         for k in keys:
             del trie[k]
 
-    def invalidate(self, prefix: str) -> None:
-        self._timed(self.cache.invalidate_prefix(prefix))
-
-    def mixed(self, ops: Sequence[tuple[bool, str]], value: Any) -> int:
-        async def run() -> int:
-            get = self.cache.get
-            put = self.cache.put
-            invalidate = self.cache.invalidate_prefix
-            hits = 0
-            for is_write, text in ops:
-                if is_write:
-                    await invalidate(text)
-                elif await get(text) is None:
-                    await put(text, value)
-                else:
-                    hits += 1
-            return hits
-
-        return self._timed(run())
-
     def count(self) -> int:
         return len(self.cache)
-
-    async def _alookup(self, key: str) -> Any:
-        return await self.cache.get(key)
 
     def settle(self) -> None:
         # MemCache keeps its trie private; releasing pending entries is an untimed chore.
@@ -352,20 +290,28 @@ class _MappingSystem(System):
     def _scan(self) -> Any:
         return self.store
 
-    def invalidate(self, prefix: str) -> None:
+    def dropper(self) -> Callable[[str], object]:
+        """The callable that drops every key under a prefix, hoisted out of the timed loops."""
         s = self.store
-        for k in [k for k in self._scan() if k.startswith(prefix)]:
-            del s[k]
+        scan = self._scan
+
+        def drop(prefix: str) -> None:
+            for k in [k for k in scan() if k.startswith(prefix)]:
+                del s[k]
+
+        return drop
+
+    def invalidate(self, prefix: str) -> None:
+        self.dropper()(prefix)
 
     def mixed(self, ops: Sequence[tuple[bool, str]], value: Any) -> int:
         s = self.store
         get = s.get
-        scan = self._scan
+        drop = self.dropper()
         hits = 0
         for is_write, text in ops:
             if is_write:
-                for k in [k for k in scan() if k.startswith(text)]:
-                    del s[k]
+                drop(text)
             elif get(text) is None:
                 s[text] = value
             else:
@@ -377,6 +323,38 @@ class _MappingSystem(System):
 
     def lookup(self, key: str) -> Any:
         return self.store.get(key)
+
+
+class RadixSystem(_MappingSystem):
+    name = "radix"
+    title = "trie_cache.RadixTrie"
+    how = "invalidate_prefix(p): detach the subtree; memory released later"
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__(capacity)
+        from .._core import RadixTrie
+
+        self.store = RadixTrie()
+
+    def dropper(self) -> Callable[[str], object]:
+        return self.store.invalidate_prefix  # type: ignore[no-any-return]
+
+    def invalidate(self, prefix: str) -> None:
+        self.store.invalidate_prefix(prefix)
+
+    def settle(self) -> None:
+        self.store.reclaim()
+
+
+class RadixReclaimSystem(RadixSystem):
+    name = "radix+reclaim"
+    title = "RadixTrie + reclaim()"
+    how = "invalidate_prefix(p) then reclaim(): the removed entries released at once"
+    operations = ("invalidate",)
+
+    def invalidate(self, prefix: str) -> None:
+        self.store.invalidate_prefix(prefix)
+        self.store.reclaim()
 
 
 class DictSystem(_MappingSystem):
@@ -495,27 +473,17 @@ class AiocacheSystem(_AsyncSystem):
         # (5 s, through asyncio) made each call about 5 times slower here.
         self.cache: Any = _import("aiocache").SimpleMemoryCache(timeout=None)
 
+    def ops(self) -> tuple[_AGet, _APut, _ADrop]:
+        c = self.cache
+        clear = c.clear
+
+        def drop(prefix: str) -> Awaitable[object]:
+            return clear(namespace=prefix)  # type: ignore[no-any-return]
+
+        return c.get, c.set, drop
+
     def load(self, keys: Sequence[str], values: Sequence[Any]) -> None:
         self._run(self.cache.multi_set(list(zip(keys, values))))
-
-    def get_batch(self, keys: Sequence[str]) -> int:
-        async def run() -> int:
-            get = self.cache.get
-            hits = 0
-            for k in keys:
-                if await get(k) is not None:
-                    hits += 1
-            return hits
-
-        return self._timed(run())
-
-    def put_batch(self, keys: Sequence[str], values: Sequence[Any]) -> None:
-        async def run() -> None:
-            put = self.cache.set
-            for k, v in zip(keys, values):
-                await put(k, v)
-
-        self._timed(run())
 
     def delete_batch(self, keys: Sequence[str]) -> None:
         async def run() -> None:
@@ -524,31 +492,8 @@ class AiocacheSystem(_AsyncSystem):
 
         self._run(run())
 
-    def invalidate(self, prefix: str) -> None:
-        self._timed(self.cache.clear(namespace=prefix))
-
-    def mixed(self, ops: Sequence[tuple[bool, str]], value: Any) -> int:
-        async def run() -> int:
-            get = self.cache.get
-            put = self.cache.set
-            clear = self.cache.clear
-            hits = 0
-            for is_write, text in ops:
-                if is_write:
-                    await clear(namespace=text)
-                elif await get(text) is None:
-                    await put(text, value)
-                else:
-                    hits += 1
-            return hits
-
-        return self._timed(run())
-
     def count(self) -> int:
         return int(self._run(self.cache.raw("__len__")))
-
-    async def _alookup(self, key: str) -> Any:
-        return await self.cache.get(key)
 
     def close(self) -> None:
         self._run(self.cache.close())
@@ -569,33 +514,23 @@ class PygtrieSystem(_MappingSystem):
         super().__init__(capacity)
         self.store = _import("pygtrie").StringTrie(separator="/")
 
-    def invalidate(self, prefix: str) -> None:
-        self._drop(prefix)
-
-    def _drop(self, prefix: str) -> None:
-        if not prefix:
-            self.store.clear()
-            return
-        if not prefix.endswith("/"):
-            raise ValueError(f"pygtrie.StringTrie drops only whole '/' segments, not {prefix!r}")
-        try:
-            del self.store[prefix[:-1] :]
-        except KeyError:
-            pass
-
-    def mixed(self, ops: Sequence[tuple[bool, str]], value: Any) -> int:
+    def dropper(self) -> Callable[[str], object]:
         s = self.store
-        get = s.get
-        drop = self._drop
-        hits = 0
-        for is_write, text in ops:
-            if is_write:
-                drop(text)
-            elif get(text) is None:
-                s[text] = value
-            else:
-                hits += 1
-        return hits
+
+        def drop(prefix: str) -> None:
+            if not prefix:
+                s.clear()
+                return
+            if not prefix.endswith("/"):
+                raise ValueError(
+                    f"pygtrie.StringTrie drops only whole '/' segments, not {prefix!r}"
+                )
+            try:
+                del s[prefix[:-1] :]
+            except KeyError:
+                pass
+
+        return drop
 
 
 class DatrieSystem(_MappingSystem):
@@ -618,25 +553,15 @@ class DatrieSystem(_MappingSystem):
         for k, v in zip(keys, values):
             s[k] = v
 
-    def invalidate(self, prefix: str) -> None:
+    def dropper(self) -> Callable[[str], object]:
         s = self.store
-        for k in s.keys(prefix):
-            del s[k]
-
-    def mixed(self, ops: Sequence[tuple[bool, str]], value: Any) -> int:
-        s = self.store
-        get = s.get
         listing = s.keys
-        hits = 0
-        for is_write, text in ops:
-            if is_write:
-                for k in listing(text):
-                    del s[k]
-            elif get(text) is None:
-                s[text] = value
-            else:
-                hits += 1
-        return hits
+
+        def drop(prefix: str) -> None:
+            for k in listing(prefix):
+                del s[k]
+
+        return drop
 
 
 # --- persistent stores ---------------------------------------------------------------------
