@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from dict_cache import DictCache
 
 from trie_cache import Cache, CachedRows, CacheStats, NoCache
 
@@ -226,26 +227,6 @@ async def test_nocache_checks_its_input() -> None:
 
 
 # -- the backend rule ----------------------------------------------------------------------
-
-
-class DictCache(Cache):
-    """A backend written to the rule: three primitives on a dict, nothing else."""
-
-    def __init__(self, *, max_age: float | None = None) -> None:
-        super().__init__(max_age=max_age)
-        self.data: dict[str, CachedRows] = {}
-
-    async def _get(self, key: str) -> CachedRows | None:
-        return self.data.get(key)
-
-    async def _put(self, key: str, rows: CachedRows) -> None:
-        self.data[key] = rows
-
-    async def _invalidate(self, prefix: str) -> int:
-        doomed = [k for k in self.data if k.startswith(prefix)]
-        for k in doomed:
-            del self.data[k]
-        return len(doomed)
 
 
 def test_cache_is_abstract() -> None:

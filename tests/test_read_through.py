@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from dict_cache import DictCache
 
 from trie_cache import Cache, CachedRows, CacheStats
 
@@ -331,28 +332,18 @@ async def test_put_during_fetch_wins_over_the_fetch(cache: Cache) -> None:
     assert cache.stats().stale_fills_prevented == 1
 
 
-class SlowWriteCache(Cache):
+class SlowWriteCache(DictCache):
     """A backend whose writes really await: ``_put`` waits on ``write_gate``."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.data: dict[str, CachedRows] = {}
         self.writing = asyncio.Event()
         self.write_gate = asyncio.Event()
-
-    async def _get(self, key: str) -> CachedRows | None:
-        return self.data.get(key)
 
     async def _put(self, key: str, rows: CachedRows) -> None:
         self.writing.set()
         await self.write_gate.wait()
-        self.data[key] = rows
-
-    async def _invalidate(self, prefix: str) -> int:
-        doomed = [k for k in self.data if k.startswith(prefix)]
-        for k in doomed:
-            del self.data[k]
-        return len(doomed)
+        await super()._put(key, rows)
 
 
 async def test_invalidation_overlapping_the_write_undoes_the_fill() -> None:
