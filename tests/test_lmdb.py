@@ -56,10 +56,14 @@ def run_proc(*args: str, timeout: float = 30) -> str:
     return done.stdout.strip()
 
 
-def raw_rows_db(path: Path) -> tuple[lmdb.Environment, Any]:
-    """The cache's LMDB environment opened directly (the cache must be closed)."""
+def put_raw(path: Path, key: str, value: bytes) -> None:
+    """Store ``value`` as the record of ``key`` behind the cache's back (it must be closed)."""
     env = lmdb.open(str(path), max_dbs=2)
-    return env, env.open_db(b"rows")
+    try:
+        with env.begin(write=True, db=env.open_db(b"rows")) as txn:
+            txn.put(encode_key(key)[0], value)
+    finally:
+        env.close()
 
 
 # -- lifetime ---------------------------------------------------------------------------
@@ -498,10 +502,7 @@ async def test_bad_stored_value_is_a_logged_miss_and_removed(
     path = tmp_path / "db"
     async with LmdbCache(path) as c:
         await c.put("other", _GOOD)
-    env, db = raw_rows_db(path)
-    with env.begin(write=True, db=db) as txn:
-        txn.put(encode_key("bad key")[0], value)
-    env.close()
+    put_raw(path, "bad key", value)
     async with LmdbCache(path) as c:
         with caplog.at_level(logging.WARNING, logger="trie_cache.lmdb"):
             assert await c.get("bad key") is None
@@ -517,11 +518,7 @@ async def test_unknown_format_version_is_a_miss_and_kept(
 ) -> None:
     path = tmp_path / "db"
     LmdbCache(path).close()
-    env, db = raw_rows_db(path)
-    future = _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, {"new": "layout"}]))
-    with env.begin(write=True, db=db) as txn:
-        txn.put(encode_key("k")[0], future)
-    env.close()
+    put_raw(path, "k", _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, {"new": "layout"}])))
     async with LmdbCache(path) as c:
         with caplog.at_level(logging.WARNING, logger="trie_cache.lmdb"):
             assert await c.get("k") is None
