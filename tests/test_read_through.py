@@ -333,27 +333,59 @@ async def test_put_during_fetch_wins_over_the_fetch(cache: Cache) -> None:
 
 
 class SlowWriteCache(DictCache):
-    """A backend whose writes really await: ``_put`` waits on ``write_gate``."""
+    """A backend whose writes really await, and land in call order as the backend rule asks.
+
+    Every write goes through one FIFO lock; ``_put`` holds it until ``write_gate`` is set.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.writing = asyncio.Event()
         self.write_gate = asyncio.Event()
+        self.order = asyncio.Lock()
 
     async def _put(self, key: str, rows: CachedRows) -> None:
-        self.writing.set()
-        await self.write_gate.wait()
-        await super()._put(key, rows)
+        async with self.order:
+            self.writing.set()
+            await self.write_gate.wait()
+            await super()._put(key, rows)
+
+    async def _invalidate(self, prefix: str) -> int:
+        async with self.order:
+            return await super()._invalidate(prefix)
 
 
-async def test_invalidation_overlapping_the_write_undoes_the_fill() -> None:
+async def test_invalidation_called_during_the_write_removes_the_fill() -> None:
     cache = SlowWriteCache()
+    cache.write_gate.set()
+    await cache.put("t/other", NEW)
+    cache.write_gate.clear()
+    cache.writing.clear()
     reader = asyncio.create_task(cache.get_or_fetch("t/k", Fetcher(ROWS)))
     await cache.writing.wait()
-    await cache.invalidate_prefix("t/")  # runs before the slow write lands
+    invalidation = asyncio.create_task(cache.invalidate_prefix("t/"))
+    await asyncio.sleep(0)
     cache.write_gate.set()
     assert await reader == ROWS
-    assert "t/k" not in cache.data
+    assert await invalidation == 2
+    assert cache.data == {}
+    assert cache.stats().stale_fills_prevented == 1
+
+
+async def test_put_during_the_write_wins_and_leaves_other_keys() -> None:
+    cache = SlowWriteCache()
+    cache.write_gate.set()
+    await cache.put("k/other", NEW)
+    cache.write_gate.clear()
+    cache.writing.clear()
+    reader = asyncio.create_task(cache.get_or_fetch("k", Fetcher(ROWS)))
+    await cache.writing.wait()
+    newer = asyncio.create_task(cache.put("k", NEW))
+    await asyncio.sleep(0)
+    cache.write_gate.set()
+    assert await reader == ROWS
+    await newer
+    assert cache.data == {"k/other": NEW, "k": NEW}
     assert cache.stats().stale_fills_prevented == 1
 
 

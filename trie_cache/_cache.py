@@ -8,7 +8,10 @@ and implements three coroutines, which receive input the base has already checke
     async def _put(self, key, rows) -> None           # store, replacing what was there
     async def _invalidate(self, prefix) -> int        # drop every key starting with prefix
 
-and optionally ``aclose()``. The base provides the public API on top of those three and keeps
+and optionally ``aclose()``. Writes must take effect in the order they are called: a ``_put``
+called before an ``_invalidate`` (or another ``_put``) lands before it, even if both await.
+``MemCache`` writes synchronously; ``LmdbCache`` feeds one writer thread through a queue. The
+base provides the public API on top of those three and keeps
 all bookkeeping: ``get`` (``max_age``, hit and miss counts), ``put``, ``invalidate_prefix``,
 ``get_or_fetch`` (single-flight, no stale fills) and ``stats``. Backends do not override the
 public methods; the exceptions are ``MemCache.get`` and ``put``, the same logic inlined for speed.
@@ -17,8 +20,9 @@ How stale fills are refused. Each key with a fetch in flight has a *registration
 trie (``_flights``). ``invalidate_prefix(p)`` first detaches every registration under ``p`` with
 the trie's own ``invalidate_prefix`` -- O(len(p)), however many fetches are pending -- and
 ``put(key, ...)`` drops the registration of ``key``. A fetch stores its result only if its
-registration is still the one in the trie (one O(len(key)) lookup) before and after the write;
-if an invalidation overlapped the write, the write is undone with ``_invalidate(key)``. This is
+registration is still the one in the trie (one O(len(key)) lookup) before the write. An
+invalidation or put called while that write is in progress lands after it (the ordering rule
+above), so it removes or replaces the fill, and nothing needs undoing. This is
 the per-prefix generation counter of the issue in trie form: detaching a subtree ends the
 generation of every fetch under it, and nothing needs pruning afterwards.
 """
@@ -333,8 +337,8 @@ class Cache(abc.ABC):
             if self._registered(key, flight):
                 self._fills += 1
             else:
-                # An invalidation ran while the write was in progress and may have missed it.
-                await self._invalidate(key)
+                # An invalidation or put called during the write lands after it (backends
+                # keep call order), so it has already removed or replaced the fill.
                 self._stale_fills_prevented += 1
             return rows
         finally:
