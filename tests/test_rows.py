@@ -194,6 +194,17 @@ def test_cbor_layout_is_version_time_rows() -> None:
     assert payload == [CBOR_FORMAT_VERSION, 2.0, {"a": {"f": 1}}]
 
 
+@pytest.mark.parametrize(
+    "record",
+    [{"n": 1, "s": "x", "b": b"y", "f": 1.5, "t": True, "z": None}, {"n": 1, "l": [1, {"m": [2]}]}],
+    ids=["scalars", "nested"],
+)
+def test_to_cbor_writes_the_plain_structure(record: dict[str, Any]) -> None:
+    rows = CachedRows({"r2": record, "r1": {"k": "v"}}, 4.0)
+    expected = cbor2.dumps([CBOR_FORMAT_VERSION, 4.0, {"r2": record, "r1": {"k": "v"}}])
+    assert rows.to_cbor() == expected
+
+
 def test_from_cbor_accepts_bytearray_and_memoryview() -> None:
     rows = CachedRows(ROWS, 3.0)
     data = rows.to_cbor()

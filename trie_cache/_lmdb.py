@@ -181,20 +181,6 @@ def _stored_tail(lkey: bytes, value: bytes) -> bytes | None:
         return None
 
 
-# Field values that CachedRows stores as they are; anything else goes through _freeze.
-_SCALARS: Final = frozenset({str, int, float, bool, bytes, type(None)})
-
-
-def _is_flat(rows: CachedRows) -> bool:
-    """Whether every field value is a scalar (so decoding needs no deep freeze)."""
-    scalars = _SCALARS
-    for record in rows.rows.values():
-        for value in record.values():
-            if type(value) not in scalars:
-                return False
-    return True
-
-
 def _freeze_record(record: dict[str, Any]) -> MappingProxyType[str, Any]:
     return MappingProxyType({k: _freeze(v, 1) for k, v in record.items()})
 
@@ -207,6 +193,7 @@ def _decode_payload(
     new: Callable[[type[CachedRows]], CachedRows] = CachedRows.__new__,
     set_rows: Callable[[CachedRows, Any], None] = CachedRows.__dict__["_rows"].__set__,
     set_fetched_at: Callable[[CachedRows, Any], None] = CachedRows.__dict__["_fetched_at"].__set__,
+    set_flat: Callable[[CachedRows, bool], None] = CachedRows.__dict__["_flat"].__set__,
 ) -> CachedRows:
     """Rows from a checksummed payload; ``ValueError``/``TypeError`` if it is not rows.
 
@@ -236,6 +223,7 @@ def _decode_payload(
     result: CachedRows = new(CachedRows)
     set_rows(result, proxy(rows))
     set_fetched_at(result, fetched_at)
+    set_flat(result, bool(flags & _FLAT))
     return result
 
 
@@ -722,7 +710,7 @@ class LmdbCache(Cache):
 
     async def _put(self, key: str, rows: CachedRows) -> None:
         lkey, tail = encode_key(key)
-        value = frame_value(tail, _encode_rows(key, rows), _is_flat(rows))
+        value = frame_value(tail, _encode_rows(key, rows), rows._flat)
         # Writes queue up even while the folder is still opening.
         await self._store.submit(_PUT, lkey, value)
 

@@ -22,6 +22,9 @@ MAX_DEPTH = 64
 
 Record = Mapping[str, Any]
 
+#: Field value types stored as they are (no freezing needed, nothing nested).
+SCALAR_TYPES = frozenset({str, int, float, bool, bytes, type(None)})
+
 
 def _freeze(value: object, depth: int) -> Any:
     """A read-only copy of a field value: maps become read-only maps, arrays tuples."""
@@ -49,10 +52,12 @@ def _thaw(value: object) -> Any:
     return value
 
 
-def _freeze_rows(rows: object) -> Mapping[str, Record]:
+def _freeze_rows(rows: object) -> tuple[Mapping[str, Record], bool]:
+    """A read-only copy of ``rows``, and whether every field value is a scalar."""
     if not isinstance(rows, Mapping):
         raise TypeError(f"rows must be a mapping of row id to record, not {type(rows).__name__}")
     frozen: dict[str, Record] = {}
+    flat = True
     for row_id, record in rows.items():
         if not isinstance(row_id, str):
             raise TypeError(f"row ids must be str, not {type(row_id).__name__}")
@@ -67,8 +72,10 @@ def _freeze_rows(rows: object) -> Mapping[str, Record]:
                     f"field names in row {row_id!r} must be str, not {type(field).__name__}"
                 )
             fields[field] = _freeze(value, 1)
+            if flat and type(value) not in SCALAR_TYPES:
+                flat = False
         frozen[row_id] = MappingProxyType(fields)
-    return MappingProxyType(frozen)
+    return MappingProxyType(frozen), flat
 
 
 def _check_fetched_at(fetched_at: object) -> float:
@@ -97,18 +104,20 @@ class CachedRows:
     equal. An instance is always true, even with no rows, so ``if rows:`` tests for a hit.
     """
 
-    __slots__ = ("_fetched_at", "_rows")
+    __slots__ = ("_fetched_at", "_flat", "_rows")
 
     _rows: Mapping[str, Record]
     _fetched_at: float
+    _flat: bool  # every field value is a scalar: CBOR encoding needs no deep copy
 
     def __init__(
         self, rows: Mapping[str, Mapping[str, Any]], fetched_at: float | None = None
     ) -> None:
-        frozen = _freeze_rows(rows)
+        frozen, flat = _freeze_rows(rows)
         when = time.time() if fetched_at is None else _check_fetched_at(fetched_at)
         object.__setattr__(self, "_rows", frozen)
         object.__setattr__(self, "_fetched_at", when)
+        object.__setattr__(self, "_flat", flat)
 
     @property
     def rows(self) -> Mapping[str, Record]:
@@ -166,7 +175,11 @@ class CachedRows:
         to the same value. ``TypeError`` names a value type CBOR cannot hold;
         ``ValueError`` for a value it cannot hold (text with lone surrogates).
         """
-        payload = [CBOR_FORMAT_VERSION, self._fetched_at, _thaw(self._rows)]
+        if self._flat:
+            rows: Any = {row_id: dict(record) for row_id, record in self._rows.items()}
+        else:
+            rows = _thaw(self._rows)
+        payload = [CBOR_FORMAT_VERSION, self._fetched_at, rows]
         try:
             return cbor2.dumps(payload)
         except (cbor2.CBOREncodeValueError, UnicodeEncodeError) as exc:
