@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import cbor2
 
@@ -176,7 +176,9 @@ class CachedRows:
         ``ValueError`` for a value it cannot hold (text with lone surrogates).
         """
         if self._flat:
-            rows: Any = {row_id: dict(record) for row_id, record in self._rows.items()}
+            # Each record is a MappingProxyType; its copy() is a fast dict copy.
+            records = cast("Mapping[str, MappingProxyType[str, Any]]", self._rows)
+            rows: Any = {row_id: record.copy() for row_id, record in records.items()}
         else:
             rows = _thaw(self._rows)
         payload = [CBOR_FORMAT_VERSION, self._fetched_at, rows]
