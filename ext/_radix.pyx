@@ -165,29 +165,35 @@ cdef inline void free_node(Node *node) noexcept:
     PyMem_Free(node)
 
 
+cdef inline bint sorted_arrays(Node *node, uchar **keys, Node ***kids) noexcept:
+    """For a Node4 or Node16 (same layout, different size): its key and child arrays."""
+    if node.kind == KIND_N4:
+        keys[0] = (<Node4 *>node).keys
+        kids[0] = (<Node4 *>node).kids
+        return True
+    if node.kind == KIND_N16:
+        keys[0] = (<Node16 *>node).keys
+        kids[0] = (<Node16 *>node).kids
+        return True
+    return False
+
+
 cdef inline Node **find_child(Node *node, uchar b) noexcept:
-    cdef int i, k = node.kind
-    cdef Node4 *n4
-    cdef Node16 *n16
+    cdef int i
+    cdef uchar *keys
+    cdef Node **kids
     cdef Node48 *n48
     cdef Node256 *n256
-    if k == KIND_N4:
-        n4 = <Node4 *>node
+    if sorted_arrays(node, &keys, &kids):
         for i in range(node.nkids):
-            if n4.keys[i] == b:
-                return &n4.kids[i]
+            if keys[i] == b:
+                return &kids[i]
         return NULL
-    if k == KIND_N16:
-        n16 = <Node16 *>node
-        for i in range(node.nkids):
-            if n16.keys[i] == b:
-                return &n16.kids[i]
-        return NULL
-    if k == KIND_N48:
+    if node.kind == KIND_N48:
         n48 = <Node48 *>node
         i = n48.index[b]
         return &n48.kids[i - 1] if i else NULL
-    if k == KIND_N256:
+    if node.kind == KIND_N256:
         n256 = <Node256 *>node
         return &n256.kids[b] if n256.kids[b] != NULL else NULL
     return NULL
@@ -199,26 +205,18 @@ cdef Node *child_after(Node *node, int pos, int *next_pos, uchar *byte) noexcept
     Positions are array indexes for Node4/Node16 and byte values for Node48/Node256;
     *next_pos receives the position to resume from.
     """
-    cdef int k = node.kind, slot
-    cdef Node4 *n4
-    cdef Node16 *n16
+    cdef int slot
+    cdef uchar *keys
+    cdef Node **kids
     cdef Node48 *n48
     cdef Node256 *n256
-    if k == KIND_N4:
-        n4 = <Node4 *>node
+    if sorted_arrays(node, &keys, &kids):
         if pos < node.nkids:
             next_pos[0] = pos + 1
-            byte[0] = n4.keys[pos]
-            return n4.kids[pos]
+            byte[0] = keys[pos]
+            return kids[pos]
         return NULL
-    if k == KIND_N16:
-        n16 = <Node16 *>node
-        if pos < node.nkids:
-            next_pos[0] = pos + 1
-            byte[0] = n16.keys[pos]
-            return n16.kids[pos]
-        return NULL
-    if k == KIND_N48:
+    if node.kind == KIND_N48:
         n48 = <Node48 *>node
         while pos < 256:
             slot = n48.index[pos]
@@ -228,7 +226,7 @@ cdef Node *child_after(Node *node, int pos, int *next_pos, uchar *byte) noexcept
                 return n48.kids[slot - 1]
             pos += 1
         return NULL
-    if k == KIND_N256:
+    if node.kind == KIND_N256:
         n256 = <Node256 *>node
         while pos < 256:
             if n256.kids[pos] != NULL:
@@ -243,16 +241,15 @@ cdef Node *child_after(Node *node, int pos, int *next_pos, uchar *byte) noexcept
 cdef inline Node *last_child(Node *node, uchar *byte) noexcept:
     """The child with the greatest byte, or NULL."""
     cdef int b
+    cdef uchar *keys
+    cdef Node **kids
     cdef Node48 *n48
     cdef Node256 *n256
     if node.nkids == 0:
         return NULL
-    if node.kind == KIND_N4:
-        byte[0] = (<Node4 *>node).keys[node.nkids - 1]
-        return (<Node4 *>node).kids[node.nkids - 1]
-    if node.kind == KIND_N16:
-        byte[0] = (<Node16 *>node).keys[node.nkids - 1]
-        return (<Node16 *>node).kids[node.nkids - 1]
+    if sorted_arrays(node, &keys, &kids):
+        byte[0] = keys[node.nkids - 1]
+        return kids[node.nkids - 1]
     b = 255
     if node.kind == KIND_N48:
         n48 = <Node48 *>node
@@ -276,8 +273,9 @@ cdef Node *reshape(Node *node, int kind) noexcept:
     cdef Node *child
     cdef int pos = 0, i = 0, next_pos
     cdef uchar b
-    cdef Node4 *s4
-    cdef Node16 *s16
+    cdef uchar *keys
+    cdef Node **kids
+    cdef bint is_sorted
     cdef Node48 *s48
     cdef Node256 *s256
     if fresh == NULL:
@@ -285,19 +283,15 @@ cdef Node *reshape(Node *node, int kind) noexcept:
     memset(fresh, 0, node_size(kind))
     memcpy(fresh, node, sizeof(Node))
     fresh.kind = kind
+    is_sorted = sorted_arrays(fresh, &keys, &kids)
     while True:
         child = child_after(node, pos, &next_pos, &b)
         if child == NULL:
             break
         pos = next_pos
-        if kind == KIND_N4:
-            s4 = <Node4 *>fresh
-            s4.keys[i] = b
-            s4.kids[i] = child
-        elif kind == KIND_N16:
-            s16 = <Node16 *>fresh
-            s16.keys[i] = b
-            s16.kids[i] = child
+        if is_sorted:
+            keys[i] = b
+            kids[i] = child
         elif kind == KIND_N48:
             s48 = <Node48 *>fresh
             s48.kids[i] = child
@@ -327,6 +321,8 @@ cdef int add_child(Node **slot, uchar b, Node *child) noexcept:
     """
     cdef Node *node = slot[0]
     cdef Node48 *n48
+    cdef uchar *keys
+    cdef Node **kids
     cdef int i, kind = node.kind
     if node.nkids >= capacity(kind):
         kind = KIND_N4 if kind == KIND_LEAF else kind + 1
@@ -334,10 +330,8 @@ cdef int add_child(Node **slot, uchar b, Node *child) noexcept:
         if node == NULL:
             return -1
         slot[0] = node
-    if kind == KIND_N4:
-        insert_sorted((<Node4 *>node).keys, (<Node4 *>node).kids, node.nkids, b, child)
-    elif kind == KIND_N16:
-        insert_sorted((<Node16 *>node).keys, (<Node16 *>node).kids, node.nkids, b, child)
+    if sorted_arrays(node, &keys, &kids):
+        insert_sorted(keys, kids, node.nkids, b, child)
     elif kind == KIND_N48:
         n48 = <Node48 *>node
         i = 0
@@ -367,11 +361,11 @@ cdef void remove_child(Node **slot, uchar b) noexcept:
     cdef Node *node = slot[0]
     cdef Node *smaller
     cdef Node48 *n48
+    cdef uchar *keys
+    cdef Node **kids
     cdef int kind = node.kind, shrink_to = -1
-    if kind == KIND_N4:
-        remove_sorted((<Node4 *>node).keys, (<Node4 *>node).kids, node.nkids, b)
-    elif kind == KIND_N16:
-        remove_sorted((<Node16 *>node).keys, (<Node16 *>node).kids, node.nkids, b)
+    if sorted_arrays(node, &keys, &kids):
+        remove_sorted(keys, kids, node.nkids, b)
     elif kind == KIND_N48:
         n48 = <Node48 *>node
         n48.kids[n48.index[b] - 1] = NULL
@@ -475,12 +469,11 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
 
 cdef inline Node **kid_array(Node *node, int *length) noexcept:
     """The children array of a node and its length; entries may be NULL in Node48/256."""
-    if node.kind == KIND_N4:
+    cdef uchar *keys
+    cdef Node **kids
+    if sorted_arrays(node, &keys, &kids):
         length[0] = node.nkids
-        return (<Node4 *>node).kids
-    if node.kind == KIND_N16:
-        length[0] = node.nkids
-        return (<Node16 *>node).kids
+        return kids
     if node.kind == KIND_N48:
         length[0] = 48
         return (<Node48 *>node).kids
