@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def tour_blocks() -> list[str]:
     text = README.read_text(encoding="utf-8")
     tour = text.split("## A short tour", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", tour, re.S)
+    return re.findall(r"```python\n(.*?)```", tour, re.DOTALL)
 
 
 def test_the_tour_has_code() -> None:
