@@ -574,6 +574,21 @@ cdef Node *clone_tree(Node *src) except NULL:
     return top
 
 
+cdef inline Node *lookup(Node *root, object key) except? NULL:
+    """The node holding ``key``'s value, or NULL (TypeError for a non-str key)."""
+    cdef Py_ssize_t n
+    cdef object source
+    cdef const uchar *k = ascii_bytes(key, &n)
+    cdef Node *node
+    if k == NULL:
+        source = key_source(key, "keys")
+        k = source_bytes(source, &n)
+    node = find_exact(root, k, n)
+    if node == NULL or node.value == NULL:
+        return NULL
+    return node
+
+
 # ---------------------------------------------------------------------------------------
 # The trie
 
@@ -860,38 +875,20 @@ cdef class RadixTrie:
         return self.root.count
 
     def __getitem__(self, key):
-        cdef Py_ssize_t n
-        cdef object source
-        cdef const uchar *k = ascii_bytes(key, &n)
-        cdef Node *node
-        if k == NULL:
-            source = key_source(key, "keys")
-            k = source_bytes(source, &n)
-        node = find_exact(self.root, k, n)
-        if node == NULL or node.value == NULL:
+        cdef Node *node = lookup(self.root, key)
+        if node == NULL:
             raise KeyError(key)
         return <object>node.value
 
     def get(self, key, default=None):
         """The value under ``key``, or ``default``."""
-        cdef Py_ssize_t n
-        cdef object source
-        cdef const uchar *k = ascii_bytes(key, &n)
-        cdef Node *node
-        if k == NULL:
-            source = key_source(key, "keys")
-            k = source_bytes(source, &n)
-        node = find_exact(self.root, k, n)
-        if node == NULL or node.value == NULL:
+        cdef Node *node = lookup(self.root, key)
+        if node == NULL:
             return default
         return <object>node.value
 
     def __contains__(self, key):
-        cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
-        cdef const uchar *k = source_bytes(source, &n)
-        cdef Node *node = find_exact(self.root, k, n)
-        return node != NULL and node.value != NULL
+        return lookup(self.root, key) != NULL
 
     def __setitem__(self, key, value):
         cdef Py_ssize_t n
@@ -935,11 +932,13 @@ cdef class RadixTrie:
     def setdefault(self, key, default=None):
         """``self[key]`` if present, else store and return ``default``."""
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
-        cdef const uchar *k = source_bytes(source, &n)
-        cdef Node *node = find_exact(self.root, k, n)
-        if node != NULL and node.value != NULL:
+        cdef object source
+        cdef const uchar *k
+        cdef Node *node = lookup(self.root, key)
+        if node != NULL:
             return <object>node.value
+        source = key_source(key, "keys")
+        k = source_bytes(source, &n)
         self._set(k, n, default)
         return default
 
