@@ -228,7 +228,8 @@ class Cache(abc.ABC):
         Fetches in flight for those keys still answer their callers but store nothing.
         """
         check_prefix(prefix)
-        self._flights.invalidate_prefix(prefix)
+        if self._flights:
+            self._flights.invalidate_prefix(prefix)
         removed = await self._invalidate(prefix)
         self._invalidations += 1
         self._keys_removed += removed

@@ -22,9 +22,11 @@ class MemCache(Cache):
     def __init__(self, *, max_age: float | None = None, _trie_cls: Any = None) -> None:
         # ``_trie_cls`` picks the trie core (the tests run both); the default is ``CORE``'s.
         super().__init__(max_age=max_age)
-        trie_cls = RadixTrie if _trie_cls is None else _trie_cls
-        self._trie: Any = trie_cls()
-        self._flights = trie_cls()
+        if _trie_cls is None:
+            self._trie: Any = RadixTrie()
+        else:
+            self._trie = _trie_cls()
+            self._flights = _trie_cls()  # the base built its registry on the default core
 
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
         # Cache.get inlined: one coroutine, one trie call (which rejects a non-str key).
