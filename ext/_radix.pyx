@@ -1285,3 +1285,106 @@ cdef int trie_clear(object obj) except -1:
 
 (<PyTypeObject *>RadixTrie).tp_traverse = <traverseproc>trie_traverse
 (<PyTypeObject *>RadixTrie).tp_clear = <inquiry>trie_clear
+
+
+# ---------------------------------------------------------------------------------------
+# A helper of the facade's read path (LmdbCache.get), here because it is hot.
+
+cdef extern from "Python.h":
+    bint PyList_CheckExact(object o)
+    bint PyLong_CheckExact(object o)
+    bint PyFloat_CheckExact(object o)
+    bint PyDict_CheckExact(object o)
+    Py_ssize_t PyList_GET_SIZE(object o)
+    PyObject *PyList_GET_ITEM(object o, Py_ssize_t i)
+    int PyDict_Next(object d, Py_ssize_t *pos, PyObject **key, PyObject **value)
+    int PyDict_SetItem(object d, object key, object value) except -1
+    object PyDictProxy_New(object mapping)
+    int PyObject_GenericSetAttr(object o, object name, object value) except -1
+
+
+def flat_rows_from_payload(object payload, object version, type cls):
+    """``cls`` (``CachedRows``) built from a decoded payload ``[version, fetched_at, rows]``
+    whose field values are all scalars, or ``None`` if ``payload`` has any other shape.
+
+    ``rows`` must be a ``dict`` of ``dict`` records; they are wrapped read-only in place
+    (the payload is the caller's alone). Nothing is changed when ``None`` is returned.
+    """
+    cdef PyObject *k
+    cdef PyObject *v
+    cdef Py_ssize_t pos = 0
+    if not PyList_CheckExact(payload) or PyList_GET_SIZE(payload) != 3:
+        return None
+    cdef object found = <object>PyList_GET_ITEM(payload, 0)
+    cdef object fetched_at = <object>PyList_GET_ITEM(payload, 1)
+    cdef object rows = <object>PyList_GET_ITEM(payload, 2)
+    if not (PyLong_CheckExact(found) and PyFloat_CheckExact(fetched_at)
+            and PyDict_CheckExact(rows) and found == version):
+        return None
+    while PyDict_Next(rows, &pos, &k, &v):
+        if not PyDict_CheckExact(<object>v):
+            return None
+    pos = 0
+    # Replacing the value of a key already present keeps the dict's size and layout, which
+    # PyDict_Next allows during the walk.
+    while PyDict_Next(rows, &pos, &k, &v):
+        PyDict_SetItem(rows, <object>k, PyDictProxy_New(<object>v))
+    cdef object result = cls.__new__(cls)
+    PyObject_GenericSetAttr(result, "_rows", PyDictProxy_New(rows))
+    PyObject_GenericSetAttr(result, "_fetched_at", fetched_at)
+    PyObject_GenericSetAttr(result, "_flat", True)
+    return result
+
+
+def rows_from_table(object payload, object version, type cls, object absent):
+    """``cls`` (``CachedRows``) built from a decoded table-form payload
+    ``[version, fetched_at, [field, ...], [row_id, cell, ..., row_id, cell, ...]]``, or
+    ``None`` if ``payload`` has any other shape (repeated row ids or field names included).
+
+    A cell that is ``absent`` means the record has no such field. Every record gets the
+    same field name objects, in the order of the field list.
+    """
+    cdef Py_ssize_t width, nrows, r, j, base, present
+    if not PyList_CheckExact(payload) or PyList_GET_SIZE(payload) != 4:
+        return None
+    cdef object found = <object>PyList_GET_ITEM(payload, 0)
+    cdef object fetched_at = <object>PyList_GET_ITEM(payload, 1)
+    cdef object names = <object>PyList_GET_ITEM(payload, 2)
+    cdef object cells = <object>PyList_GET_ITEM(payload, 3)
+    if not (PyLong_CheckExact(found) and PyFloat_CheckExact(fetched_at)
+            and PyList_CheckExact(names) and PyList_CheckExact(cells) and found == version):
+        return None
+    width = PyList_GET_SIZE(names) + 1
+    for j in range(width - 1):
+        if not PyUnicode_CheckExact(<object>PyList_GET_ITEM(names, j)):
+            return None
+    nrows = PyList_GET_SIZE(cells) // width
+    if nrows == 0 or nrows * width != PyList_GET_SIZE(cells):
+        return None
+    cdef dict rows = {}
+    cdef dict record
+    cdef object row_id
+    cdef PyObject *cell
+    cdef PyObject *skip = <PyObject *>absent
+    for r in range(nrows):
+        base = r * width
+        row_id = <object>PyList_GET_ITEM(cells, base)
+        if not PyUnicode_CheckExact(row_id):
+            return None
+        record = {}
+        present = 0
+        for j in range(width - 1):
+            cell = PyList_GET_ITEM(cells, base + 1 + j)
+            if cell != skip:
+                PyDict_SetItem(record, <object>PyList_GET_ITEM(names, j), <object>cell)
+                present += 1
+        if len(record) != present:
+            return None
+        PyDict_SetItem(rows, row_id, PyDictProxy_New(record))
+    if len(rows) != nrows:
+        return None
+    cdef object result = cls.__new__(cls)
+    PyObject_GenericSetAttr(result, "_rows", PyDictProxy_New(rows))
+    PyObject_GenericSetAttr(result, "_fetched_at", fetched_at)
+    PyObject_GenericSetAttr(result, "_flat", True)
+    return result

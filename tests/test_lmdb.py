@@ -494,6 +494,19 @@ _GOOD = rows(2)
             id="flat-record-not-a-map",
         ),
         pytest.param(_lmdb.frame_value(b"", cbor2.dumps([1, 2, {}])), id="fetched-at-not-float"),
+        pytest.param(_lmdb.frame_value(b"", cbor2.dumps([])), id="empty-array"),
+        pytest.param(
+            _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "s"]]), flat=True),
+            id="ragged-table",
+        ),
+        pytest.param(
+            _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "r", 2]]), flat=True),
+            id="table-with-a-repeated-row-id",
+        ),
+        pytest.param(
+            _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, {"r": {"f": 1}}]), flat=True),
+            id="table-version-map-layout",
+        ),
     ],
 )
 async def test_bad_stored_value_is_a_logged_miss_and_removed(
@@ -513,16 +526,22 @@ async def test_bad_stored_value_is_a_logged_miss_and_removed(
         assert await c.get("bad key") == _GOOD
 
 
+@pytest.mark.parametrize("flat", [False, True])
+@pytest.mark.parametrize(
+    "payload",
+    [[3, 1.0, {"new": "layout"}], [3, 1.0, ["f"], ["r", 1], "more"], [3]],
+    ids=["map-like", "table-like", "version-only"],
+)
 async def test_unknown_format_version_is_a_miss_and_kept(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, payload: list[Any], flat: bool
 ) -> None:
     path = tmp_path / "db"
     LmdbCache(path).close()
-    put_raw(path, "k", _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, {"new": "layout"}])))
+    put_raw(path, "k", _lmdb.frame_value(b"", cbor2.dumps(payload), flat=flat))
     async with LmdbCache(path) as c:
         with caplog.at_level(logging.WARNING, logger="trie_cache.lmdb"):
             assert await c.get("k") is None
-        assert "format version 2" in caplog.text
+        assert "format version 3" in caplog.text and "removed" not in caplog.text
         assert await c.count() == 1
 
 

@@ -11,7 +11,13 @@ import os
 import platform
 from typing import TYPE_CHECKING
 
-__all__ = ["CORE", "PURE_PYTHON_REQUESTED", "RadixTrie"]
+__all__ = [
+    "CORE",
+    "PURE_PYTHON_REQUESTED",
+    "RadixTrie",
+    "flat_rows_from_payload",
+    "rows_from_table",
+]
 
 _TRUE_VALUES = frozenset({"1", "true", "yes"})
 
@@ -24,16 +30,16 @@ CORE: str
 
 if TYPE_CHECKING:
     # Both cores have the same interface; the stub of the compiled one describes it.
-    from ._radix import RadixTrie
+    from ._radix import RadixTrie, flat_rows_from_payload, rows_from_table
 elif PURE_PYTHON_REQUESTED:
-    from ._radix_py import RadixTrie
+    from ._radix_py import RadixTrie, flat_rows_from_payload, rows_from_table
 
     CORE = "python"
 else:
     try:
-        from ._radix import RadixTrie
+        from ._radix import RadixTrie, flat_rows_from_payload, rows_from_table
     except ImportError:
-        from ._radix_py import RadixTrie
+        from ._radix_py import RadixTrie, flat_rows_from_payload, rows_from_table
 
         CORE = "python"
     else:

@@ -73,16 +73,17 @@ import struct
 import threading
 import weakref
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
+from zlib import crc32
 
 import cbor2
 import lmdb
 
-from ._cache import Cache
-from ._rows import CBOR_FORMAT_VERSION, CachedRows, _freeze
+from ._cache import Cache, check_key, check_max_age
+from ._core import flat_rows_from_payload, rows_from_table
+from ._rows import CBOR_FORMAT_VERSION, CachedRows, _freeze, dumps_payload
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -103,6 +104,12 @@ _LONG_LEN: Final = len(_NS) + HEAD_BYTES + DIGEST_BYTES
 _LAYOUT_KEY: Final = b"layout"
 _LAYOUT: Final = cbor2.dumps({"layout": LAYOUT_VERSION, "head": HEAD_BYTES, "digest": DIGEST_BYTES})
 _MAX_BATCH: Final = 4096
+#: Payload version of the table form (``CBOR_FORMAT_VERSION`` is the map form's).
+TABLE_VERSION: Final = 2
+#: A table cell of a field the record does not have.
+_ABSENT: Final = cbor2.undefined
+# get's fast path could not decide; _get takes over.
+_SLOW: Final = object()
 
 # Writer requests: (kind, key bytes, argument, loop or None, future).
 _PUT: Final = 0
@@ -185,53 +192,124 @@ def _freeze_record(record: dict[str, Any]) -> MappingProxyType[str, Any]:
     return MappingProxyType({k: _freeze(v, 1) for k, v in record.items()})
 
 
-def _decode_payload(
-    payload: bytes,
-    flags: int,
-    *,
-    proxy: type[MappingProxyType[Any, Any]] = MappingProxyType,
-    new: Callable[[type[CachedRows]], CachedRows] = CachedRows.__new__,
-    set_rows: Callable[[CachedRows, Any], None] = CachedRows.__dict__["_rows"].__set__,
-    set_fetched_at: Callable[[CachedRows, Any], None] = CachedRows.__dict__["_fetched_at"].__set__,
-    set_flat: Callable[[CachedRows, bool], None] = CachedRows.__dict__["_flat"].__set__,
-) -> CachedRows:
+def _decode_payload(payload: bytes, flags: int) -> CachedRows:
     """Rows from a checksummed payload; ``ValueError``/``TypeError`` if it is not rows.
 
-    The checksum says these bytes are what ``to_cbor`` of a valid ``CachedRows`` wrote, so
-    the per-field type checks of ``CachedRows.from_cbor`` are skipped (they would double
-    the cost of a ``get``): the outer shape is checked, and records and nested values are
-    frozen as the constructor freezes them (for flat rows, the records are wrapped as read-only
-    views and that is all).
+    The checksum says these bytes are what ``put`` wrote for a valid ``CachedRows``, so the
+    per-field type checks of ``CachedRows.from_cbor`` are skipped (they would double the
+    cost of a ``get``): the outer shape is checked, and records and nested values are frozen
+    as the constructor freezes them. The table form and flat rows in the map form (every
+    field a scalar, flag bit 0) are built by the core, which only wraps records read-only.
     """
     data = cbor2.loads(payload)  # reads the first CBOR item; the trailer follows it
-    if type(data) is not list or len(data) != 3:
+    if type(data) is list and data:
+        version = data[0]
+        if version == TABLE_VERSION and type(version) is int:
+            table = rows_from_table(data, TABLE_VERSION, CachedRows, _ABSENT)
+            if table is None:
+                raise ValueError("not a table of rows")
+            return table
+        if flags & _FLAT:
+            flat = flat_rows_from_payload(data, CBOR_FORMAT_VERSION, CachedRows)
+            if flat is not None:
+                return flat
+    if type(data) is not list or not data:
+        raise ValueError("not a CBOR array of a format version and rows")
+    if data[0] != CBOR_FORMAT_VERSION or type(data[0]) is not int:
+        raise _UnknownVersion(data[0])
+    if len(data) != 3:
         raise ValueError("not a 3-item CBOR array")
     version, fetched_at, rows = data
-    if version != CBOR_FORMAT_VERSION or type(version) is not int:
-        raise _UnknownVersion(version)
     if type(fetched_at) is not float:
         raise ValueError(f"fetched_at is {type(fetched_at).__name__}, not float")
     if type(rows) is not dict:
         raise ValueError(f"rows is {type(rows).__name__}, not a map")
     # The decoded dict is ours alone: wrap its records in place (no size change).
-    if flags & _FLAT:
-        for rid, rec in rows.items():
-            rows[rid] = proxy(rec)
-    else:
-        for rid, rec in rows.items():
-            rows[rid] = _freeze_record(rec)
-    result: CachedRows = new(CachedRows)
-    set_rows(result, proxy(rows))
-    set_fetched_at(result, fetched_at)
-    set_flat(result, bool(flags & _FLAT))
+    for rid, rec in rows.items():
+        rows[rid] = _freeze_record(rec)
+    result: CachedRows = CachedRows.__new__(CachedRows)
+    object.__setattr__(result, "_rows", MappingProxyType(rows))
+    object.__setattr__(result, "_fetched_at", fetched_at)
+    object.__setattr__(result, "_flat", bool(flags & _FLAT))
     return result
 
 
-def _encode_rows(key: str, rows: CachedRows) -> bytes:
+#: What decoding a stored value may raise when the value is not rows this code can read.
+_DECODE_ERRORS: Final = (
+    _UnknownVersion,
+    _Corrupt,
+    struct.error,
+    ValueError,
+    TypeError,
+    AttributeError,
+    RecursionError,
+    cbor2.CBORDecodeError,
+)
+
+
+def _table(rows: CachedRows) -> list[Any] | None:
+    """The table form of ``rows``, or ``None`` if it does not apply.
+
+    It applies to flat rows (scalar fields only) with at least one row whose records list
+    their fields in one common order. The field list merges the records' fields, each new
+    one placed right after the field before it in its record; a record that lacks a field
+    has ``cbor2.undefined`` in that cell (a value flat rows cannot hold). When a record
+    lists two fields in the opposite order, the map form is used instead (also for some
+    pages where another merge would have worked: correct either way, just slower).
+    """
+    records = rows._rows
+    if not rows._flat or not records:
+        return None
+    names: list[str] = []
+    index: dict[str, int] = {}
+    dense = True  # every record has every field
+    known = -1  # fields known before the record at hand; -1 at the first record
+    for record in records.values():
+        last = -1
+        for field in record:
+            at = index.get(field)
+            if at is None:
+                # A new field goes right after the record's previous one, before any later.
+                at = last + 1
+                if at == len(names):
+                    index[field] = at
+                    names.append(field)
+                else:
+                    names.insert(at, field)
+                    index = {name: i for i, name in enumerate(names)}
+            elif at <= last:
+                return None
+            last = at
+        if len(record) != len(names) or known not in (-1, len(names)):
+            dense = False  # this record lacks a field, or the ones before lack a new one
+        known = len(names)
+    cells: list[Any] = []
+    append, extend = cells.append, cells.extend
+    if dense:  # every record has every field, in the field list's order
+        for row_id, record in records.items():
+            append(row_id)
+            extend(record.values())
+    else:
+        for row_id, record in records.items():
+            append(row_id)
+            extend([record.get(field, _ABSENT) for field in names])
+    return [TABLE_VERSION, rows._fetched_at, names, cells]
+
+
+def _payload(rows: CachedRows) -> bytes:
+    """The stored CBOR payload of ``rows``: the table form when it applies, else ``to_cbor``."""
+    table = _table(rows)
+    return rows.to_cbor() if table is None else dumps_payload(table)
+
+
+def encode_value(key: str, rows: CachedRows) -> tuple[bytes, bytes]:
+    """The LMDB key and value that ``put(key, rows)`` stores."""
+    lkey, tail = encode_key(key)
     try:
-        return rows.to_cbor()
+        payload = _payload(rows)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"rows for key {key!r} cannot be stored: {exc}") from exc
+    return lkey, frame_value(tail, payload, rows._flat)
 
 
 def _settle_on_loop(items: list[tuple[asyncio.Future[Any], BaseException | None, object]]) -> None:
@@ -643,6 +721,51 @@ class LmdbCache(Cache):
                 raise store.closed_error()
         return store
 
+    async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
+        # Cache.get and the common case of _get inlined: the folder is open, no invalidation
+        # is queued, the key is short and its value reads as rows. Anything else (and a
+        # MapResizedError) goes to _get, which reads again and handles it.
+        store = self._store
+        rows: Any = _SLOW
+        if type(key) is str and store.env is not None and not store.pending_invalidations:
+            b = key.encode("utf-8", "surrogatepass")  # encode_key, inlined for short keys
+            lkey = _NS + b if len(b) <= HEAD_BYTES else None
+            value = store.pending.get(lkey) if lkey is not None else None
+            if value is None and lkey is not None:
+                lock = store.read_lock
+                lock.acquire()  # acquire/release beat "with" here
+                try:
+                    env = store.env
+                    if env is not None:
+                        txn = env.begin(store.rows_db)  # positional: cheaper than db=
+                        try:
+                            value = txn.get(lkey)
+                        finally:
+                            txn.abort()
+                        if value is None:
+                            rows = None
+                except lmdb.MapResizedError:
+                    pass
+                finally:
+                    lock.release()
+            if value is not None:
+                try:
+                    if crc32(value) == _CRC_RESIDUE and len(value) >= 6:
+                        rows = _decode_payload(value, value[-5])
+                except _DECODE_ERRORS:
+                    pass
+        if rows is _SLOW:
+            rows = await self._get(check_key(key))
+        if rows is None:
+            self._misses += 1
+            if max_age is not None:
+                check_max_age(max_age)
+            return None
+        if max_age is None and self._max_age is None:
+            self._hits += 1
+            return rows  # type: ignore[no-any-return]
+        return self._aged(rows, max_age)
+
     async def _get(self, key: str) -> CachedRows | None:
         lkey, tail = encode_key(key)
         store = self._store
@@ -654,20 +777,8 @@ class LmdbCache(Cache):
         # A put still queued is what this process reads (it commits in call order).
         value = store.pending.get(lkey)
         if value is None:
-            lock = store.read_lock
             try:
-                lock.acquire()  # store.read, inlined (acquire/release beat "with" here)
-                try:
-                    env = store.env
-                    if env is None:
-                        raise store.closed_error()
-                    txn = env.begin(db=store.rows_db)
-                    try:
-                        value = txn.get(lkey)
-                    finally:
-                        txn.abort()
-                finally:
-                    lock.release()
+                value = store.read(lkey)
             except lmdb.MapResizedError:
                 # Another process grew the map; the writer adopts the new size between batches.
                 await store.submit(_REMAP, b"", None)
@@ -689,15 +800,7 @@ class LmdbCache(Cache):
                 CBOR_FORMAT_VERSION,
             )
             return None
-        except (
-            _Corrupt,
-            struct.error,
-            ValueError,
-            TypeError,
-            AttributeError,
-            RecursionError,
-            cbor2.CBORDecodeError,
-        ) as exc:
+        except _DECODE_ERRORS as exc:
             reason = f"{type(exc).__name__}: {exc}"
         logger.warning(
             "LmdbCache %s: key %r holds a value that is not CachedRows (%s); removed",
@@ -709,8 +812,7 @@ class LmdbCache(Cache):
         return None
 
     async def _put(self, key: str, rows: CachedRows) -> None:
-        lkey, tail = encode_key(key)
-        value = frame_value(tail, _encode_rows(key, rows), rows._flat)
+        lkey, value = encode_value(key, rows)
         # Writes queue up even while the folder is still opening.
         await self._store.submit(_PUT, lkey, value)
 

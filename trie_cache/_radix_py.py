@@ -31,9 +31,10 @@ from __future__ import annotations
 import reprlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
-__all__ = ["RadixTrie"]
+__all__ = ["RadixTrie", "flat_rows_from_payload", "rows_from_table"]
 
 V = TypeVar("V")
 T = TypeVar("T")
@@ -583,3 +584,72 @@ class _TrieIterator(Iterator[Any]):
                     return (node.key, value)
             self._trie = None
             raise StopIteration
+
+
+def flat_rows_from_payload(payload: object, version: int, cls: type[Any]) -> Any:
+    """``cls`` (``CachedRows``) built from a decoded payload ``[version, fetched_at, rows]``
+    whose field values are all scalars, or ``None`` if ``payload`` has any other shape.
+
+    ``rows`` must be a ``dict`` of ``dict`` records; they are wrapped read-only in place
+    (the payload is the caller's alone). Nothing is changed when ``None`` is returned.
+    """
+    if type(payload) is not list or len(payload) != 3:
+        return None
+    found, fetched_at, rows = payload
+    if not (
+        type(found) is int and type(fetched_at) is float and type(rows) is dict and found == version
+    ):
+        return None
+    if any(type(record) is not dict for record in rows.values()):
+        return None
+    for row_id, record in rows.items():
+        rows[row_id] = MappingProxyType(record)
+    result = object.__new__(cls)
+    object.__setattr__(result, "_rows", MappingProxyType(rows))
+    object.__setattr__(result, "_fetched_at", fetched_at)
+    object.__setattr__(result, "_flat", True)
+    return result
+
+
+def rows_from_table(payload: object, version: int, cls: type[Any], absent: object) -> Any:
+    """``cls`` (``CachedRows``) built from a decoded table-form payload
+    ``[version, fetched_at, [field, ...], [row_id, cell, ..., row_id, cell, ...]]``, or
+    ``None`` if ``payload`` has any other shape (repeated row ids or field names included).
+
+    A cell that is ``absent`` means the record has no such field. Every record gets the
+    same field name objects, in the order of the field list.
+    """
+    if type(payload) is not list or len(payload) != 4:
+        return None
+    found, fetched_at, names, cells = payload
+    if not (
+        type(found) is int
+        and type(fetched_at) is float
+        and type(names) is list
+        and type(cells) is list
+        and found == version
+    ):
+        return None
+    if any(type(name) is not str for name in names):
+        return None
+    width = len(names) + 1
+    nrows = len(cells) // width
+    if nrows == 0 or nrows * width != len(cells):
+        return None
+    rows: dict[str, Any] = {}
+    for base in range(0, len(cells), width):
+        row_id = cells[base]
+        if type(row_id) is not str:
+            return None
+        pairs = [(n, c) for n, c in zip(names, cells[base + 1 : base + width]) if c is not absent]
+        record = dict(pairs)
+        if len(record) != len(pairs):
+            return None
+        rows[row_id] = MappingProxyType(record)
+    if len(rows) != nrows:
+        return None
+    result = object.__new__(cls)
+    object.__setattr__(result, "_rows", MappingProxyType(rows))
+    object.__setattr__(result, "_fetched_at", fetched_at)
+    object.__setattr__(result, "_flat", True)
+    return result

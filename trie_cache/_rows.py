@@ -181,13 +181,7 @@ class CachedRows:
             rows: Any = {row_id: record.copy() for row_id, record in records.items()}
         else:
             rows = _thaw(self._rows)
-        payload = [CBOR_FORMAT_VERSION, self._fetched_at, rows]
-        try:
-            return cbor2.dumps(payload)
-        except (cbor2.CBOREncodeValueError, UnicodeEncodeError) as exc:
-            raise ValueError(f"CachedRows cannot be encoded as CBOR: {exc}") from exc
-        except cbor2.CBOREncodeError as exc:
-            raise TypeError(f"CachedRows cannot be encoded as CBOR: {exc}") from exc
+        return dumps_payload([CBOR_FORMAT_VERSION, self._fetched_at, rows])
 
     @classmethod
     def from_cbor(cls, data: bytes | bytearray | memoryview) -> CachedRows:
@@ -218,6 +212,16 @@ class CachedRows:
             return cls(rows, fetched_at)
         except (TypeError, ValueError) as exc:
             return _bad_payload(str(exc))
+
+
+def dumps_payload(payload: object) -> bytes:
+    """CBOR of ``payload``; ``TypeError`` names a type CBOR cannot hold, ``ValueError`` a value."""
+    try:
+        return cbor2.dumps(payload)
+    except (cbor2.CBOREncodeValueError, UnicodeEncodeError) as exc:
+        raise ValueError(f"CachedRows cannot be encoded as CBOR: {exc}") from exc
+    except cbor2.CBOREncodeError as exc:
+        raise TypeError(f"CachedRows cannot be encoded as CBOR: {exc}") from exc
 
 
 def _bad_payload(reason: str) -> CachedRows:
