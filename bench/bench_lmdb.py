@@ -5,7 +5,12 @@
                                [--no-diskcache]
 
 Three stores hold the same ``--keys`` keys, ``tenant_{t:05d}/clients/page_{i}`` in 5 tenants,
-each value the same page of 10 rows (about 400 bytes of CBOR):
+each value a page of 10 rows with the same three scalar fields (about 400 bytes of CBOR),
+plus a tenth as many keys for each other kind of page: "sparse" (odd rows have a fourth
+field), "reordered" (odd rows list their fields in reverse) and "nested" (a list and a map
+in every record). ``LmdbCache`` stores pages in its table form; raw and diskcache store
+``cbor2.dumps`` of the plain ``[1, fetched_at, {row_id: record}]``, which is ``to_cbor()``.
+The contenders:
 
 * ``LmdbCache`` (``durable=True``);
 * raw: one LMDB environment (``sync=True``), key ``k.encode()``, value ``cbor2.dumps`` of the
@@ -15,8 +20,8 @@ each value the same page of 10 rows (about 400 bytes of CBOR):
 
 Figures, each the best of ``--rounds`` (the contenders alternate inside every round):
 
-* get, hit / miss: ``--probes`` random keys in a loop on the event loop thread, per call,
-  in thread CPU time (all three read inline). Raw decodes with ``cbor2.loads``; "raw +
+* get, hit / miss and a hit of each other kind: ``--probes`` random keys in a loop on the
+  event loop thread, per call, in thread CPU time (all three read inline). Raw decodes with ``cbor2.loads``; "raw +
   from_cbor" also builds the ``CachedRows`` that ``LmdbCache.get`` returns. Then, in wall
   time, 2,000 of those reads inline against the same read sent to the default executor
   (what reading off the loop would cost).
@@ -70,8 +75,8 @@ def page(n: int) -> CachedRows:
     )
 
 
-def mixed_page(n: int) -> CachedRows:
-    """A page whose records differ in their fields (every other row has a note)."""
+def sparse_page(n: int) -> CachedRows:
+    """A page whose odd rows have a field more (a column that is often left out)."""
     return CachedRows(
         {
             f"row_{n}_{i}": {"id": n * 10 + i, "name": f"client {n}-{i}", "balance": i * 1.25}
@@ -83,7 +88,7 @@ def mixed_page(n: int) -> CachedRows:
 
 
 def reordered_page(n: int) -> CachedRows:
-    """A page whose records list their fields in two orders: stored in the map form."""
+    """A page whose odd rows list their fields in reverse order."""
     return CachedRows(
         {
             f"row_{n}_{i}": dict(
@@ -95,6 +100,26 @@ def reordered_page(n: int) -> CachedRows:
         },
         1_700_000_000.0 + n,
     )
+
+
+def nested_page(n: int) -> CachedRows:
+    """A page whose records hold a list and a map (array and JSON columns)."""
+    return CachedRows(
+        {
+            f"row_{n}_{i}": {
+                "id": n * 10 + i,
+                "name": f"client {n}-{i}",
+                "tags": ["a", f"t{i}"],
+                "address": {"city": f"city {i}", "zip": 10_000 + i},
+            }
+            for i in range(10)
+        },
+        1_700_000_000.0 + n,
+    )
+
+
+#: Page kinds besides the plain one, each under its own keys (a tenth as many).
+OTHER_PAGES = {"sparse": sparse_page, "reordered": reordered_page, "nested": nested_page}
 
 
 def plain(rows: CachedRows) -> list[Any]:
@@ -208,7 +233,7 @@ def fill_lmdb_cache_folder(path: Path, items: Sequence[tuple[str, CachedRows]]) 
 def report(title: str, rows: list[tuple[str, str, str]]) -> None:
     print(f"\n{title}")
     for name, figure, note in rows:
-        print(f"  {name:<34} {figure:>14}  {note}")
+        print(f"  {name:<42} {figure:>12}  {note}")
 
 
 def verdict(name: str, ratio: float) -> str:
@@ -230,23 +255,21 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
     per_tenant = args.keys // TENANTS
     keys = [key(t, i) for t in range(TENANTS) for i in range(per_tenant)]
     pages = [page(n) for n in range(16)]
-    mixed_keys = [f"mixed/page_{i}" for i in range(max(1, args.keys // 10))]
-    mixed_pages = [mixed_page(n) for n in range(16)]
-    reordered_keys = [f"reordered/page_{i}" for i in range(max(1, args.keys // 10))]
-    reordered_pages = [reordered_page(n) for n in range(16)]
     page_items = [(k, pages[i % 16]) for i, k in enumerate(keys)]
-    page_items += [(k, mixed_pages[i % 16]) for i, k in enumerate(mixed_keys)]
-    page_items += [(k, reordered_pages[i % 16]) for i, k in enumerate(reordered_keys)]
+    rng = random.Random(SEED)
+    probes = {"hit": rng.sample(keys, min(args.probes, len(keys)))}
+    probes["miss"] = [k.replace("page_", "page_x") for k in probes["hit"]]
+    for kind, make in OTHER_PAGES.items():
+        kind_pages = [make(n) for n in range(16)]
+        kind_keys = [f"{kind}/page_{i}" for i in range(max(1, args.keys // 10))]
+        page_items += [(k, kind_pages[i % 16]) for i, k in enumerate(kind_keys)]
+        probes[f"{kind} hit"] = [rng.choice(kind_keys) for _ in probes["hit"]]
+    hits = probes["hit"]
     # What raw and diskcache store: the CBOR of the plain payload (the same bytes as to_cbor).
     items = [(k, cbor2.dumps(plain(p))) for k, p in page_items]
     assert all(p.to_cbor() == b for (_, p), (_, b) in zip(page_items, items))
-    rng = random.Random(SEED)
-    hits = rng.sample(keys, min(args.probes, len(keys)))
-    misses = [k.replace("page_", "page_x") for k in hits]
-    mixed_hits = [rng.choice(mixed_keys) for _ in hits]
-    reordered_hits = [rng.choice(reordered_keys) for _ in hits]
     print(
-        f"bench_lmdb: {len(keys):,} keys (+{len(mixed_keys) + len(reordered_keys):,} other pages), "
+        f"bench_lmdb: {len(keys):,} keys (+{len(page_items) - len(keys):,} of other pages), "
         f"{args.probes:,} probes, best of {args.rounds}; "
         f"Python {platform.python_version()}, lmdb {lmdb.__version__} (LMDB "
         f"{'.'.join(map(str, lmdb.version()))}), cbor2 {metadata.version('cbor2')}"
@@ -282,26 +305,21 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
                     loads(v)
 
         for _ in range(args.rounds):
-            for kind, probes in (
-                ("hit", hits),
-                ("miss", misses),
-                ("mixed hit", mixed_hits),
-                ("map-form hit", reordered_hits),
-            ):
+            for kind, kind_probes in probes.items():
                 contenders: list[tuple[str, Callable[[], Any], bool]] = [
-                    (f"LmdbCache.get, {kind}", partial(cache_get, probes), True),
-                    (f"raw, {kind}", partial(raw.get_loop, probes), False),
-                    (f"raw + from_cbor, {kind}", partial(raw.get_rows_loop, probes), False),
+                    (f"LmdbCache.get, {kind}", partial(cache_get, kind_probes), True),
+                    (f"raw, {kind}", partial(raw.get_loop, kind_probes), False),
+                    (f"raw + from_cbor, {kind}", partial(raw.get_rows_loop, kind_probes), False),
                 ]
                 if dc is not None:
-                    contenders.append((f"diskcache, {kind}", partial(dc_get, probes), False))
+                    contenders.append((f"diskcache, {kind}", partial(dc_get, kind_probes), False))
                 random.shuffle(contenders)
                 for name, fn, is_async in contenders:
                     seconds = await cpu_time_async(fn) if is_async else cpu_time(fn)
-                    timer.add(name, seconds / len(probes))
+                    timer.add(name, seconds / len(kind_probes))
 
         rows_out = []
-        for kind in ("hit", "miss", "mixed hit", "map-form hit"):
+        for kind in probes:
             ours = timer.best[f"LmdbCache.get, {kind}"]
             base = timer.best[f"raw, {kind}"]
             note = verdict("get, hit", ours / base) if kind != "miss" else ""

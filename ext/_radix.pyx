@@ -1288,27 +1288,82 @@ cdef int trie_clear(object obj) except -1:
 
 
 # ---------------------------------------------------------------------------------------
-# A helper of the facade's read path (LmdbCache.get), here because it is hot.
+# Decoders of LmdbCache's stored payloads (trie_cache/_lmdb.py), here because get is hot.
+# They take a payload cbor2 just decoded (so it is theirs to change) and build CachedRows
+# without its constructor's checks: the stored value passed its checksum, so it is what
+# put wrote. A shape that is not what put writes gives None, and the caller reports it.
+
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 
 cdef extern from "Python.h":
     bint PyList_CheckExact(object o)
     bint PyLong_CheckExact(object o)
     bint PyFloat_CheckExact(object o)
     bint PyDict_CheckExact(object o)
+    bint PyBool_Check(object o)
     Py_ssize_t PyList_GET_SIZE(object o)
     PyObject *PyList_GET_ITEM(object o, Py_ssize_t i)
     int PyDict_Next(object d, Py_ssize_t *pos, PyObject **key, PyObject **value)
     int PyDict_SetItem(object d, object key, object value) except -1
+    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
     object PyDictProxy_New(object mapping)
     int PyObject_GenericSetAttr(object o, object name, object value) except -1
 
+# Nesting limit of a field value, as trie_cache._rows.MAX_DEPTH.
+DEF MAX_DEPTH = 64
 
-def flat_rows_from_payload(object payload, object version, type cls):
-    """``cls`` (``CachedRows``) built from a decoded payload ``[version, fetched_at, rows]``
-    whose field values are all scalars, or ``None`` if ``payload`` has any other shape.
 
-    ``rows`` must be a ``dict`` of ``dict`` records; they are wrapped read-only in place
-    (the payload is the caller's alone). Nothing is changed when ``None`` is returned.
+cdef inline bint is_scalar(object v):
+    return (PyUnicode_CheckExact(v) or PyLong_CheckExact(v) or PyFloat_CheckExact(v)
+            or PyBytes_CheckExact(v) or v is None or PyBool_Check(v))
+
+
+cdef object freeze(object v, int depth, object slow):
+    """``v`` read-only, as ``CachedRows`` holds it: a list becomes a tuple and a dict a
+    read-only view of itself (its values frozen in place); ``slow(v, depth)`` (the
+    constructor's own freezing) handles any other type."""
+    cdef Py_ssize_t i, n
+    cdef PyObject *k
+    cdef PyObject *x
+    cdef object t
+    if is_scalar(v):
+        return v
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"field values nest deeper than {MAX_DEPTH} levels (or are cyclic)")
+    if PyList_CheckExact(v):
+        n = PyList_GET_SIZE(v)
+        t = PyTuple_New(n)
+        for i in range(n):
+            item = freeze(<object>PyList_GET_ITEM(v, i), depth + 1, slow)
+            Py_INCREF(item)
+            PyTuple_SET_ITEM(t, i, item)
+        return t
+    if PyDict_CheckExact(v):
+        i = 0
+        # Replacing values of keys already present keeps the dict's size and layout, which
+        # PyDict_Next allows during the walk.
+        while PyDict_Next(v, &i, &k, &x):
+            if not is_scalar(<object>x):
+                PyDict_SetItem(v, <object>k, freeze(<object>x, depth + 1, slow))
+        return PyDictProxy_New(v)
+    return slow(v, depth)
+
+
+cdef object make_rows(type cls, dict rows, object fetched_at, bint flat):
+    cdef object result = cls.__new__(cls)
+    PyObject_GenericSetAttr(result, "_rows", PyDictProxy_New(rows))
+    PyObject_GenericSetAttr(result, "_fetched_at", fetched_at)
+    PyObject_GenericSetAttr(result, "_flat", flat)
+    return result
+
+
+def rows_from_map(object payload, object version, type cls, object slow):
+    """``cls`` (``CachedRows``) built from a decoded map-form payload
+    ``[version, fetched_at, {row_id: {field: value}}]``, or ``None`` for any other shape.
+
+    ``slow`` is ``None`` when every field value is a scalar; otherwise values are frozen,
+    and ``slow(value, depth)`` freezes those that are not lists, dicts or scalars.
     """
     cdef PyObject *k
     cdef PyObject *v
@@ -1322,40 +1377,48 @@ def flat_rows_from_payload(object payload, object version, type cls):
             and PyDict_CheckExact(rows) and found == version):
         return None
     while PyDict_Next(rows, &pos, &k, &v):
-        if not PyDict_CheckExact(<object>v):
+        if not (PyUnicode_CheckExact(<object>k) and PyDict_CheckExact(<object>v)):
             return None
     pos = 0
-    # Replacing the value of a key already present keeps the dict's size and layout, which
-    # PyDict_Next allows during the walk.
     while PyDict_Next(rows, &pos, &k, &v):
-        PyDict_SetItem(rows, <object>k, PyDictProxy_New(<object>v))
-    cdef object result = cls.__new__(cls)
-    PyObject_GenericSetAttr(result, "_rows", PyDictProxy_New(rows))
-    PyObject_GenericSetAttr(result, "_fetched_at", fetched_at)
-    PyObject_GenericSetAttr(result, "_flat", True)
-    return result
+        # freeze() wraps a dict read-only and freezes its values; a flat record only
+        # needs the wrapping.
+        PyDict_SetItem(rows, <object>k,
+                       PyDictProxy_New(<object>v) if slow is None else freeze(<object>v, 0, slow))
+    return make_rows(cls, rows, fetched_at, slow is None)
 
 
-def rows_from_table(object payload, object version, type cls, object absent):
-    """``cls`` (``CachedRows``) built from a decoded table-form payload
-    ``[version, fetched_at, [field, ...], [row_id, cell, ..., row_id, cell, ...]]``, or
-    ``None`` if ``payload`` has any other shape (repeated row ids or field names included).
+def rows_from_table(object payload, object version, type cls, object absent, object slow):
+    """``cls`` (``CachedRows``) built from a decoded table-form payload, or ``None`` if
+    ``payload`` has another shape (repeated row ids or a field twice in a record included).
 
-    A cell that is ``absent`` means the record has no such field. Every record gets the
-    same field name objects, in the order of the field list.
+    The payload is ``[version, fetched_at, [field, ...], [row_id, cell, ...] * rows]`` and
+    optionally ``{row: [field index, ...]}``, the field order of rows whose fields do not
+    come in the field list's order. A cell that is ``absent`` is a field the record lacks.
+    Every record gets the same field name objects. ``slow`` is as for ``rows_from_map``.
     """
-    cdef Py_ssize_t width, nrows, r, j, base, present
-    if not PyList_CheckExact(payload) or PyList_GET_SIZE(payload) != 4:
+    cdef Py_ssize_t size, width, nrows, r, j, base, present, nfields
+    cdef PyObject *cell
+    cdef PyObject *skip = <PyObject *>absent
+    cdef PyObject *found_order
+    if not PyList_CheckExact(payload):
+        return None
+    size = PyList_GET_SIZE(payload)
+    if size != 4 and size != 5:
         return None
     cdef object found = <object>PyList_GET_ITEM(payload, 0)
     cdef object fetched_at = <object>PyList_GET_ITEM(payload, 1)
     cdef object names = <object>PyList_GET_ITEM(payload, 2)
     cdef object cells = <object>PyList_GET_ITEM(payload, 3)
+    cdef object orders = <object>PyList_GET_ITEM(payload, 4) if size == 5 else None
     if not (PyLong_CheckExact(found) and PyFloat_CheckExact(fetched_at)
             and PyList_CheckExact(names) and PyList_CheckExact(cells) and found == version):
         return None
-    width = PyList_GET_SIZE(names) + 1
-    for j in range(width - 1):
+    if orders is not None and not PyDict_CheckExact(orders):
+        return None
+    nfields = PyList_GET_SIZE(names)
+    width = nfields + 1
+    for j in range(nfields):
         if not PyUnicode_CheckExact(<object>PyList_GET_ITEM(names, j)):
             return None
     nrows = PyList_GET_SIZE(cells) // width
@@ -1363,9 +1426,7 @@ def rows_from_table(object payload, object version, type cls, object absent):
         return None
     cdef dict rows = {}
     cdef dict record
-    cdef object row_id
-    cdef PyObject *cell
-    cdef PyObject *skip = <PyObject *>absent
+    cdef object row_id, order, index, value
     for r in range(nrows):
         base = r * width
         row_id = <object>PyList_GET_ITEM(cells, base)
@@ -1373,18 +1434,38 @@ def rows_from_table(object payload, object version, type cls, object absent):
             return None
         record = {}
         present = 0
-        for j in range(width - 1):
-            cell = PyList_GET_ITEM(cells, base + 1 + j)
-            if cell != skip:
-                PyDict_SetItem(record, <object>PyList_GET_ITEM(names, j), <object>cell)
+        for j in range(nfields):
+            if PyList_GET_ITEM(cells, base + 1 + j) != skip:
                 present += 1
+        found_order = NULL
+        if orders is not None:
+            found_order = PyDict_GetItemWithError(orders, r)
+        if found_order == NULL:
+            for j in range(nfields):
+                cell = PyList_GET_ITEM(cells, base + 1 + j)
+                if cell != skip:
+                    value = <object>cell
+                    if slow is not None:
+                        value = freeze(value, 1, slow)
+                    PyDict_SetItem(record, <object>PyList_GET_ITEM(names, j), value)
+        else:
+            order = <object>found_order
+            if not PyList_CheckExact(order) or PyList_GET_SIZE(order) != present:
+                return None
+            for index in order:
+                if not PyLong_CheckExact(index) or not 0 <= index < nfields:
+                    return None
+                j = index
+                cell = PyList_GET_ITEM(cells, base + 1 + j)
+                if cell == skip:
+                    return None
+                value = <object>cell
+                if slow is not None:
+                    value = freeze(value, 1, slow)
+                PyDict_SetItem(record, <object>PyList_GET_ITEM(names, j), value)
         if len(record) != present:
             return None
         PyDict_SetItem(rows, row_id, PyDictProxy_New(record))
     if len(rows) != nrows:
         return None
-    cdef object result = cls.__new__(cls)
-    PyObject_GenericSetAttr(result, "_rows", PyDictProxy_New(rows))
-    PyObject_GenericSetAttr(result, "_fetched_at", fetched_at)
-    PyObject_GenericSetAttr(result, "_flat", True)
-    return result
+    return make_rows(cls, rows, fetched_at, slow is None)

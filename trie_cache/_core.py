@@ -15,7 +15,7 @@ __all__ = [
     "CORE",
     "PURE_PYTHON_REQUESTED",
     "RadixTrie",
-    "flat_rows_from_payload",
+    "rows_from_map",
     "rows_from_table",
 ]
 
@@ -30,16 +30,16 @@ CORE: str
 
 if TYPE_CHECKING:
     # Both cores have the same interface; the stub of the compiled one describes it.
-    from ._radix import RadixTrie, flat_rows_from_payload, rows_from_table
+    from ._radix import RadixTrie, rows_from_map, rows_from_table
 elif PURE_PYTHON_REQUESTED:
-    from ._radix_py import RadixTrie, flat_rows_from_payload, rows_from_table
+    from ._radix_py import RadixTrie, rows_from_map, rows_from_table
 
     CORE = "python"
 else:
     try:
-        from ._radix import RadixTrie, flat_rows_from_payload, rows_from_table
+        from ._radix import RadixTrie, rows_from_map, rows_from_table
     except ImportError:
-        from ._radix_py import RadixTrie, flat_rows_from_payload, rows_from_table
+        from ._radix_py import RadixTrie, rows_from_map, rows_from_table
 
         CORE = "python"
     else:

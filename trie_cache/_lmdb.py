@@ -74,7 +74,6 @@ import threading
 import weakref
 import zlib
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 from zlib import crc32
 
@@ -82,8 +81,8 @@ import cbor2
 import lmdb
 
 from ._cache import Cache, check_key, check_max_age
-from ._core import flat_rows_from_payload, rows_from_table
-from ._rows import CBOR_FORMAT_VERSION, CachedRows, _freeze, dumps_payload
+from ._core import rows_from_map, rows_from_table
+from ._rows import CBOR_FORMAT_VERSION, CachedRows, _freeze, _thaw, dumps_payload
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -188,50 +187,30 @@ def _stored_tail(lkey: bytes, value: bytes) -> bytes | None:
         return None
 
 
-def _freeze_record(record: dict[str, Any]) -> MappingProxyType[str, Any]:
-    return MappingProxyType({k: _freeze(v, 1) for k, v in record.items()})
-
-
 def _decode_payload(payload: bytes, flags: int) -> CachedRows:
     """Rows from a checksummed payload; ``ValueError``/``TypeError`` if it is not rows.
 
-    The checksum says these bytes are what ``put`` wrote for a valid ``CachedRows``, so the
-    per-field type checks of ``CachedRows.from_cbor`` are skipped (they would double the
-    cost of a ``get``): the outer shape is checked, and records and nested values are frozen
-    as the constructor freezes them. The table form and flat rows in the map form (every
-    field a scalar, flag bit 0) are built by the core, which only wraps records read-only.
+    The checksum says these bytes are what ``put`` wrote for a valid ``CachedRows``, so
+    the per-field checks of ``CachedRows.from_cbor`` are skipped (they would double the
+    cost of a ``get``): the core's decoders check the shape and freeze nested values as
+    the constructor does, which flat rows (flag bit 0) do not need.
     """
     data = cbor2.loads(payload)  # reads the first CBOR item; the trailer follows it
+    slow = None if flags & _FLAT else _freeze
     if type(data) is list and data:
         version = data[0]
         if version == TABLE_VERSION and type(version) is int:
-            table = rows_from_table(data, TABLE_VERSION, CachedRows, _ABSENT)
-            if table is None:
+            rows = rows_from_table(data, TABLE_VERSION, CachedRows, _ABSENT, slow)
+            if rows is None:
                 raise ValueError("not a table of rows")
-            return table
-        if flags & _FLAT:
-            flat = flat_rows_from_payload(data, CBOR_FORMAT_VERSION, CachedRows)
-            if flat is not None:
-                return flat
-    if type(data) is not list or not data:
-        raise ValueError("not a CBOR array of a format version and rows")
-    if data[0] != CBOR_FORMAT_VERSION or type(data[0]) is not int:
-        raise _UnknownVersion(data[0])
-    if len(data) != 3:
-        raise ValueError("not a 3-item CBOR array")
-    version, fetched_at, rows = data
-    if type(fetched_at) is not float:
-        raise ValueError(f"fetched_at is {type(fetched_at).__name__}, not float")
-    if type(rows) is not dict:
-        raise ValueError(f"rows is {type(rows).__name__}, not a map")
-    # The decoded dict is ours alone: wrap its records in place (no size change).
-    for rid, rec in rows.items():
-        rows[rid] = _freeze_record(rec)
-    result: CachedRows = CachedRows.__new__(CachedRows)
-    object.__setattr__(result, "_rows", MappingProxyType(rows))
-    object.__setattr__(result, "_fetched_at", fetched_at)
-    object.__setattr__(result, "_flat", bool(flags & _FLAT))
-    return result
+            return rows
+        if version == CBOR_FORMAT_VERSION and type(version) is int:
+            rows = rows_from_map(data, CBOR_FORMAT_VERSION, CachedRows, slow)
+            if rows is None:
+                raise ValueError("not [version, fetched_at, {row id: record}]")
+            return rows
+        raise _UnknownVersion(version)
+    raise ValueError("not a CBOR array that starts with a format version")
 
 
 #: What decoding a stored value may raise when the value is not rows this code can read.
@@ -248,29 +227,31 @@ _DECODE_ERRORS: Final = (
 
 
 def _table(rows: CachedRows) -> list[Any] | None:
-    """The table form of ``rows``, or ``None`` if it does not apply.
+    """The table form of ``rows``, or ``None`` for a page without rows (the map form).
 
-    It applies to flat rows (scalar fields only) with at least one row whose records list
-    their fields in one common order. The field list merges the records' fields, each new
-    one placed right after the field before it in its record; a record that lacks a field
-    has ``cbor2.undefined`` in that cell (a value flat rows cannot hold). When a record
-    lists two fields in the opposite order, the map form is used instead (also for some
-    pages where another merge would have worked: correct either way, just slower).
+    The field list merges the records' fields, each new one placed right after the field
+    before it in its record. Every row has one cell per field, ``cbor2.undefined`` for a
+    field the record lacks (a value rows cannot hold, as it is not a scalar). A record that
+    lists two fields in another order than the field list is rare (one query gives one
+    column order) and keeps its order in a fifth item, ``{row: [field index, ...]}``.
     """
     records = rows._rows
-    if not rows._flat or not records:
+    if not records:
         return None
     names: list[str] = []
     index: dict[str, int] = {}
-    dense = True  # every record has every field
+    dense = True  # every record has every field, in the field list's order
     known = -1  # fields known before the record at hand; -1 at the first record
-    for record in records.values():
+    reordered: list[int] = []
+    for row, record in enumerate(records.values()):
         last = -1
+        deviates = False
         for field in record:
             at = index.get(field)
             if at is None:
-                # A new field goes right after the record's previous one, before any later.
-                at = last + 1
+                # A new field goes right after the record's previous one, before any later
+                # (at the end once the record has left the field list's order).
+                at = len(names) if deviates else last + 1
                 if at == len(names):
                     index[field] = at
                     names.append(field)
@@ -278,14 +259,16 @@ def _table(rows: CachedRows) -> list[Any] | None:
                     names.insert(at, field)
                     index = {name: i for i, name in enumerate(names)}
             elif at <= last:
-                return None
+                deviates = True
             last = at
+        if deviates:
+            reordered.append(row)
         if len(record) != len(names) or known not in (-1, len(names)):
             dense = False  # this record lacks a field, or the ones before lack a new one
         known = len(names)
     cells: list[Any] = []
     append, extend = cells.append, cells.extend
-    if dense:  # every record has every field, in the field list's order
+    if dense and not reordered:
         for row_id, record in records.items():
             append(row_id)
             extend(record.values())
@@ -293,7 +276,13 @@ def _table(rows: CachedRows) -> list[Any] | None:
         for row_id, record in records.items():
             append(row_id)
             extend([record.get(field, _ABSENT) for field in names])
-    return [TABLE_VERSION, rows._fetched_at, names, cells]
+    if not rows._flat:
+        cells = [_thaw(cell) for cell in cells]  # read-only views back to what CBOR encodes
+    table = [TABLE_VERSION, rows._fetched_at, names, cells]
+    if reordered:
+        items = list(records.values())
+        table.append({row: [index[field] for field in items[row]] for row in reordered})
+    return table
 
 
 def _payload(rows: CachedRows) -> bytes:

@@ -6,7 +6,7 @@ The pure-Python twin ``trie_cache._radix_py`` has the same signatures.
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
-__all__ = ["RadixTrie", "flat_rows_from_payload", "rows_from_table"]
+__all__ = ["RadixTrie", "rows_from_map", "rows_from_table"]
 
 _V = TypeVar("_V")
 _T = TypeVar("_T")
@@ -60,8 +60,10 @@ class RadixTrie(Generic[_V]):
     def __eq__(self, other: object, /) -> bool: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
 
-def flat_rows_from_payload(payload: object, version: int, cls: type[_T]) -> _T | None:
-    """``cls`` built from a decoded flat-rows payload, or ``None`` for any other shape."""
+def rows_from_map(payload: object, version: int, cls: type[_T], slow: Any) -> _T | None:
+    """``cls`` built from a decoded map-form payload, or ``None`` for any other shape."""
 
-def rows_from_table(payload: object, version: int, cls: type[_T], absent: object) -> _T | None:
+def rows_from_table(
+    payload: object, version: int, cls: type[_T], absent: object, slow: Any
+) -> _T | None:
     """``cls`` built from a decoded table-form payload, or ``None`` for any other shape."""

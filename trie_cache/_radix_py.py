@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
-__all__ = ["RadixTrie", "flat_rows_from_payload", "rows_from_table"]
+__all__ = ["RadixTrie", "rows_from_map", "rows_from_table"]
 
 V = TypeVar("V")
 T = TypeVar("T")
@@ -586,12 +586,23 @@ class _TrieIterator(Iterator[Any]):
             raise StopIteration
 
 
-def flat_rows_from_payload(payload: object, version: int, cls: type[Any]) -> Any:
-    """``cls`` (``CachedRows``) built from a decoded payload ``[version, fetched_at, rows]``
-    whose field values are all scalars, or ``None`` if ``payload`` has any other shape.
+# Decoders of LmdbCache's stored payloads: the twins of those at the end of _radix.pyx.
 
-    ``rows`` must be a ``dict`` of ``dict`` records; they are wrapped read-only in place
-    (the payload is the caller's alone). Nothing is changed when ``None`` is returned.
+
+def _make_rows(cls: type[Any], rows: dict[str, Any], fetched_at: float, flat: bool) -> Any:
+    result = object.__new__(cls)
+    object.__setattr__(result, "_rows", MappingProxyType(rows))
+    object.__setattr__(result, "_fetched_at", fetched_at)
+    object.__setattr__(result, "_flat", flat)
+    return result
+
+
+def rows_from_map(payload: object, version: int, cls: type[Any], slow: Any) -> Any:
+    """``cls`` (``CachedRows``) built from a decoded map-form payload
+    ``[version, fetched_at, {row_id: {field: value}}]``, or ``None`` for any other shape.
+
+    ``slow`` is ``None`` when every field value is a scalar; otherwise ``slow(value, 1)``
+    freezes each field value (the constructor's own freezing).
     """
     if type(payload) is not list or len(payload) != 3:
         return None
@@ -600,34 +611,37 @@ def flat_rows_from_payload(payload: object, version: int, cls: type[Any]) -> Any
         type(found) is int and type(fetched_at) is float and type(rows) is dict and found == version
     ):
         return None
-    if any(type(record) is not dict for record in rows.values()):
+    if any(type(k) is not str or type(v) is not dict for k, v in rows.items()):
         return None
     for row_id, record in rows.items():
+        if slow is not None:
+            record = {field: slow(value, 1) for field, value in record.items()}
         rows[row_id] = MappingProxyType(record)
-    result = object.__new__(cls)
-    object.__setattr__(result, "_rows", MappingProxyType(rows))
-    object.__setattr__(result, "_fetched_at", fetched_at)
-    object.__setattr__(result, "_flat", True)
-    return result
+    return _make_rows(cls, rows, fetched_at, slow is None)
 
 
-def rows_from_table(payload: object, version: int, cls: type[Any], absent: object) -> Any:
-    """``cls`` (``CachedRows``) built from a decoded table-form payload
-    ``[version, fetched_at, [field, ...], [row_id, cell, ..., row_id, cell, ...]]``, or
-    ``None`` if ``payload`` has any other shape (repeated row ids or field names included).
+def rows_from_table(
+    payload: object, version: int, cls: type[Any], absent: object, slow: Any
+) -> Any:
+    """``cls`` (``CachedRows``) built from a decoded table-form payload, or ``None`` if
+    ``payload`` has another shape (repeated row ids or a field twice in a record included).
 
-    A cell that is ``absent`` means the record has no such field. Every record gets the
-    same field name objects, in the order of the field list.
+    The payload is ``[version, fetched_at, [field, ...], [row_id, cell, ...] * rows]`` and
+    optionally ``{row: [field index, ...]}``, the field order of rows whose fields do not
+    come in the field list's order. A cell that is ``absent`` is a field the record lacks.
+    Every record gets the same field name objects. ``slow`` is as for ``rows_from_map``.
     """
-    if type(payload) is not list or len(payload) != 4:
+    if type(payload) is not list or len(payload) not in (4, 5):
         return None
-    found, fetched_at, names, cells = payload
+    found, fetched_at, names, cells = payload[:4]
+    orders = payload[4] if len(payload) == 5 else None
     if not (
         type(found) is int
         and type(fetched_at) is float
         and type(names) is list
         and type(cells) is list
         and found == version
+        and (orders is None or type(orders) is dict)
     ):
         return None
     if any(type(name) is not str for name in names):
@@ -637,19 +651,26 @@ def rows_from_table(payload: object, version: int, cls: type[Any], absent: objec
     if nrows == 0 or nrows * width != len(cells):
         return None
     rows: dict[str, Any] = {}
-    for base in range(0, len(cells), width):
-        row_id = cells[base]
+    for r in range(nrows):
+        row_id = cells[r * width]
         if type(row_id) is not str:
             return None
-        pairs = [(n, c) for n, c in zip(names, cells[base + 1 : base + width]) if c is not absent]
-        record = dict(pairs)
-        if len(record) != len(pairs):
+        row = cells[r * width + 1 : (r + 1) * width]
+        present = [j for j, cell in enumerate(row) if cell is not absent]
+        order = None if orders is None else orders.get(r)
+        if order is not None:
+            if (
+                type(order) is not list
+                or len(order) != len(present)
+                or any(type(j) is not int or not 0 <= j < len(names) for j in order)
+                or any(row[j] is absent for j in order)
+            ):
+                return None
+            present = order
+        record = {names[j]: row[j] if slow is None else slow(row[j], 1) for j in present}
+        if len(record) != len(present):
             return None
         rows[row_id] = MappingProxyType(record)
     if len(rows) != nrows:
         return None
-    result = object.__new__(cls)
-    object.__setattr__(result, "_rows", MappingProxyType(rows))
-    object.__setattr__(result, "_fetched_at", fetched_at)
-    object.__setattr__(result, "_flat", True)
-    return result
+    return _make_rows(cls, rows, fetched_at, slow is None)
