@@ -19,13 +19,25 @@ The folder holds one LMDB environment with two named databases:
     The leading ``b"k"`` makes ``""`` a legal LMDB key. A short LMDB key is at most 481
     bytes, a long one exactly 497, so the two never collide.
 
-    The value is ``payload + trailer``. ``payload`` is ``CachedRows.to_cbor()``, a CBOR
-    array that starts with its own format version. The trailer is, for a long key, ``tail``
-    and ``len(tail)`` (4 bytes, little-endian); then one flags byte (bit 0: every field value
-    is a scalar, so decoding needs no deep freeze); then ``crc32`` of everything before it
-    (4 bytes, little-endian). A CRC-32 over data followed by its own little-endian CRC is a
-    fixed constant, so a value is checked in one pass, and CBOR decoding reads the first item
-    and stops at the trailer, so nothing is sliced on the way.
+    The value is ``payload + trailer``. ``payload`` is a CBOR array whose first item is
+    its format version:
+
+    * ``2``, the table form, for a page with rows:
+      ``[2, fetched_at, [field, ...], [row_id, cell, ..., row_id, cell, ...]]``, one cell
+      per field and row in the field list's order, ``undefined`` (CBOR simple value 23)
+      where the record lacks the field. Field names are written, and decoded, once per
+      page rather than once per record. If some records list their fields in another
+      order than the field list, a fifth item ``{row number: [field index, ...]}`` gives
+      their order.
+    * ``1``, the map form, which is ``CachedRows.to_cbor()``:
+      ``[1, fetched_at, {row_id: {field: value}}]``; written for a page without rows.
+
+    The trailer is, for a long key, ``tail`` and ``len(tail)`` (4 bytes, little-endian);
+    then one flags byte (bit 0: every field value is a scalar, so decoding needs no deep
+    freeze); then ``crc32`` of everything before it (4 bytes, little-endian). A CRC-32
+    over data followed by its own little-endian CRC is a fixed constant, so a value is
+    checked in one pass, and CBOR decoding reads the first item and stops at the trailer,
+    so nothing is sliced on the way.
 
 Why this keeps prefix semantics exact
     Every key, short or long, sorts under the first 480 bytes of its encoding, so for a
@@ -238,10 +250,23 @@ def _table(rows: CachedRows) -> list[Any] | None:
     records = rows._rows
     if not records:
         return None
+    cells: list[Any] = []
+    append, extend = cells.append, cells.extend
+    fields = None
+    for row_id, record in records.items():
+        if fields is None:
+            fields = tuple(record)
+        elif tuple(record) != fields:
+            cells.clear()
+            break
+        append(row_id)
+        extend(record.values())
+    else:  # every record lists the same fields in the same order: the common case
+        if not rows._flat:
+            cells = [_thaw(cell) for cell in cells]
+        return [TABLE_VERSION, rows._fetched_at, list(fields or ()), cells]
     names: list[str] = []
     index: dict[str, int] = {}
-    dense = True  # every record has every field, in the field list's order
-    known = -1  # fields known before the record at hand; -1 at the first record
     reordered: list[int] = []
     for row, record in enumerate(records.values()):
         last = -1
@@ -263,19 +288,9 @@ def _table(rows: CachedRows) -> list[Any] | None:
             last = at
         if deviates:
             reordered.append(row)
-        if len(record) != len(names) or known not in (-1, len(names)):
-            dense = False  # this record lacks a field, or the ones before lack a new one
-        known = len(names)
-    cells: list[Any] = []
-    append, extend = cells.append, cells.extend
-    if dense and not reordered:
-        for row_id, record in records.items():
-            append(row_id)
-            extend(record.values())
-    else:
-        for row_id, record in records.items():
-            append(row_id)
-            extend([record.get(field, _ABSENT) for field in names])
+    for row_id, record in records.items():
+        append(row_id)
+        extend([record.get(field, _ABSENT) for field in names])
     if not rows._flat:
         cells = [_thaw(cell) for cell in cells]  # read-only views back to what CBOR encodes
     table = [TABLE_VERSION, rows._fetched_at, names, cells]
