@@ -30,7 +30,8 @@ The folder holds one LMDB environment with two named databases:
       order than the field list, a fifth item ``{row number: [field index, ...]}`` gives
       their order.
     * ``1``, the map form, which is ``CachedRows.to_cbor()``:
-      ``[1, fetched_at, {row_id: {field: value}}]``; written for a page without rows.
+      ``[1, fetched_at, {row_id: {field: value}}]``; written for a page without rows and
+      for one with a field whose value is ``undefined`` (it would read as a missing field).
 
     The trailer is, for a long key, ``tail`` and ``len(tail)`` (4 bytes, little-endian);
     then one flags byte (bit 0: every field value is a scalar, so decoding needs no deep
@@ -239,7 +240,8 @@ _DECODE_ERRORS: Final = (
 
 
 def _table(rows: CachedRows) -> list[Any] | None:
-    """The table form of ``rows``, or ``None`` for a page without rows (the map form).
+    """The table form of ``rows``, or ``None`` for a page without rows or with a field
+    whose value is ``cbor2.undefined`` (the map form).
 
     The field list merges the records' fields, each new one placed right after the field
     before it in its record. Every row has one cell per field, ``cbor2.undefined`` for a
@@ -250,6 +252,10 @@ def _table(rows: CachedRows) -> list[Any] | None:
     records = rows._rows
     if not records:
         return None
+    if not rows._flat and any(
+        value is _ABSENT for record in records.values() for value in record.values()
+    ):
+        return None  # an undefined field value would read back as a missing field
     cells: list[Any] = []
     append, extend = cells.append, cells.extend
     fields = None
