@@ -1292,9 +1292,13 @@ cdef int trie_clear(object obj) except -1:
 # They take a payload cbor2 just decoded (so it is theirs to change) and build CachedRows
 # without its constructor's checks: the stored value passed its checksum, so it is what
 # put wrote. A shape that is not what put writes gives None, and the caller reports it.
+# The payload must be a tree: the caller decodes with shared values (CBOR tags 28/29)
+# refused, since dicts are frozen in place and a value reached along many paths would be
+# frozen once per path.
 
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from libc.math cimport isfinite
 
 cdef extern from "Python.h":
     bint PyList_CheckExact(object o)
@@ -1302,6 +1306,7 @@ cdef extern from "Python.h":
     bint PyFloat_CheckExact(object o)
     bint PyDict_CheckExact(object o)
     bint PyBool_Check(object o)
+    double PyFloat_AS_DOUBLE(object o)
     Py_ssize_t PyList_GET_SIZE(object o)
     PyObject *PyList_GET_ITEM(object o, Py_ssize_t i)
     int PyDict_Next(object d, Py_ssize_t *pos, PyObject **key, PyObject **value)
@@ -1350,6 +1355,10 @@ cdef object freeze(object v, int depth, object slow):
     return slow(v, depth)
 
 
+cdef inline bint finite_float(object v):
+    return PyFloat_CheckExact(v) and isfinite(PyFloat_AS_DOUBLE(v))
+
+
 cdef object make_rows(type cls, dict rows, object fetched_at, bint flat):
     cdef object result = cls.__new__(cls)
     PyObject_GenericSetAttr(result, "_rows", PyDictProxy_New(rows))
@@ -1362,23 +1371,32 @@ def rows_from_map(object payload, object version, type cls, object slow):
     """``cls`` (``CachedRows``) built from a decoded map-form payload
     ``[version, fetched_at, {row_id: {field: value}}]``, or ``None`` for any other shape.
 
-    ``slow`` is ``None`` when every field value is a scalar; otherwise values are frozen,
-    and ``slow(value, depth)`` freezes those that are not lists, dicts or scalars.
+    ``slow`` is ``None`` when every field value is a scalar (checked); otherwise values are
+    frozen, and ``slow(value, depth)`` freezes those that are not lists, dicts or scalars.
+    Field names must be ``str`` and ``fetched_at`` a finite float, as for the constructor.
     """
     cdef PyObject *k
     cdef PyObject *v
-    cdef Py_ssize_t pos = 0
+    cdef PyObject *field
+    cdef PyObject *value
+    cdef Py_ssize_t pos = 0, fpos
     if not PyList_CheckExact(payload) or PyList_GET_SIZE(payload) != 3:
         return None
     cdef object found = <object>PyList_GET_ITEM(payload, 0)
     cdef object fetched_at = <object>PyList_GET_ITEM(payload, 1)
     cdef object rows = <object>PyList_GET_ITEM(payload, 2)
-    if not (PyLong_CheckExact(found) and PyFloat_CheckExact(fetched_at)
+    if not (PyLong_CheckExact(found) and finite_float(fetched_at)
             and PyDict_CheckExact(rows) and found == version):
         return None
     while PyDict_Next(rows, &pos, &k, &v):
         if not (PyUnicode_CheckExact(<object>k) and PyDict_CheckExact(<object>v)):
             return None
+        fpos = 0
+        while PyDict_Next(<object>v, &fpos, &field, &value):
+            if not PyUnicode_CheckExact(<object>field):
+                return None
+            if slow is None and not is_scalar(<object>value):
+                return None
     pos = 0
     while PyDict_Next(rows, &pos, &k, &v):
         # freeze() wraps a dict read-only and freezes its values; a flat record only
@@ -1395,7 +1413,8 @@ def rows_from_table(object payload, object version, type cls, object absent, obj
     The payload is ``[version, fetched_at, [field, ...], [row_id, cell, ...] * rows]`` and
     optionally ``{row: [field index, ...]}``, the field order of rows whose fields do not
     come in the field list's order. A cell that is ``absent`` is a field the record lacks.
-    Every record gets the same field name objects. ``slow`` is as for ``rows_from_map``.
+    Every record gets the same field name objects. ``slow`` and ``fetched_at`` are as for
+    ``rows_from_map``.
     """
     cdef Py_ssize_t size, width, nrows, r, j, base, present, nfields
     cdef PyObject *cell
@@ -1411,7 +1430,7 @@ def rows_from_table(object payload, object version, type cls, object absent, obj
     cdef object names = <object>PyList_GET_ITEM(payload, 2)
     cdef object cells = <object>PyList_GET_ITEM(payload, 3)
     cdef object orders = <object>PyList_GET_ITEM(payload, 4) if size == 5 else None
-    if not (PyLong_CheckExact(found) and PyFloat_CheckExact(fetched_at)
+    if not (PyLong_CheckExact(found) and finite_float(fetched_at)
             and PyList_CheckExact(names) and PyList_CheckExact(cells) and found == version):
         return None
     if orders is not None and not PyDict_CheckExact(orders):
@@ -1435,8 +1454,11 @@ def rows_from_table(object payload, object version, type cls, object absent, obj
         record = {}
         present = 0
         for j in range(nfields):
-            if PyList_GET_ITEM(cells, base + 1 + j) != skip:
+            cell = PyList_GET_ITEM(cells, base + 1 + j)
+            if cell != skip:
                 present += 1
+                if slow is None and not is_scalar(<object>cell):
+                    return None
         found_order = NULL
         if orders is not None:
             found_order = PyDict_GetItemWithError(orders, r)
@@ -1449,6 +1471,7 @@ def rows_from_table(object payload, object version, type cls, object absent, obj
                         value = freeze(value, 1, slow)
                     PyDict_SetItem(record, <object>PyList_GET_ITEM(names, j), value)
         else:
+            # The whole order is checked before any cell is frozen (freezing may raise).
             order = <object>found_order
             if not PyList_CheckExact(order) or PyList_GET_SIZE(order) != present:
                 return None
@@ -1456,10 +1479,11 @@ def rows_from_table(object payload, object version, type cls, object absent, obj
                 if not PyLong_CheckExact(index) or not 0 <= index < nfields:
                     return None
                 j = index
-                cell = PyList_GET_ITEM(cells, base + 1 + j)
-                if cell == skip:
+                if PyList_GET_ITEM(cells, base + 1 + j) == skip:
                     return None
-                value = <object>cell
+            for index in order:
+                j = index
+                value = <object>PyList_GET_ITEM(cells, base + 1 + j)
                 if slow is not None:
                     value = freeze(value, 1, slow)
                 PyDict_SetItem(record, <object>PyList_GET_ITEM(names, j), value)

@@ -507,6 +507,12 @@ _GOOD = rows(2)
             _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, {"r": {"f": 1}}]), flat=True),
             id="table-version-map-layout",
         ),
+        pytest.param(
+            _lmdb.frame_value(
+                b"", cbor2.dumps([1, 2.0, {"r": {"f": [1], "g": [1]}}], value_sharing=True)
+            ),
+            id="shared-values",
+        ),
     ],
 )
 async def test_bad_stored_value_is_a_logged_miss_and_removed(

@@ -95,7 +95,14 @@ import lmdb
 
 from ._cache import Cache, check_key, check_max_age
 from ._core import rows_from_map, rows_from_table
-from ._rows import CBOR_FORMAT_VERSION, CachedRows, _freeze, _thaw, dumps_payload
+from ._rows import (
+    CBOR_FORMAT_VERSION,
+    NO_SHARED_VALUES,
+    CachedRows,
+    _freeze,
+    _thaw,
+    dumps_payload,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -208,7 +215,8 @@ def _decode_payload(payload: bytes, flags: int) -> CachedRows:
     cost of a ``get``): the core's decoders check the shape and freeze nested values as
     the constructor does, which flat rows (flag bit 0) do not need.
     """
-    data = cbor2.loads(payload)  # reads the first CBOR item; the trailer follows it
+    # Reads the first CBOR item; the trailer follows it.
+    data = cbor2.loads(payload, semantic_decoders=NO_SHARED_VALUES)
     slow = None if flags & _FLAT else _freeze
     if type(data) is list and data:
         version = data[0]

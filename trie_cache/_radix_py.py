@@ -28,6 +28,7 @@ between any two bytecodes); the thread that holds it may re-enter from such a ``
 
 from __future__ import annotations
 
+import math
 import reprlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -589,6 +590,14 @@ class _TrieIterator(Iterator[Any]):
 # Decoders of LmdbCache's stored payloads: the twins of those at the end of _radix.pyx.
 
 
+#: Types of the field values flat rows hold (as trie_cache._rows.SCALAR_TYPES).
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+def _finite_float(value: object) -> bool:
+    return type(value) is float and math.isfinite(value)
+
+
 def _make_rows(cls: type[Any], rows: dict[str, Any], fetched_at: float, flat: bool) -> Any:
     result = object.__new__(cls)
     object.__setattr__(result, "_rows", MappingProxyType(rows))
@@ -601,18 +610,24 @@ def rows_from_map(payload: object, version: int, cls: type[Any], slow: Any) -> A
     """``cls`` (``CachedRows``) built from a decoded map-form payload
     ``[version, fetched_at, {row_id: {field: value}}]``, or ``None`` for any other shape.
 
-    ``slow`` is ``None`` when every field value is a scalar; otherwise ``slow(value, 1)``
-    freezes each field value (the constructor's own freezing).
+    ``slow`` is ``None`` when every field value is a scalar (checked); otherwise
+    ``slow(value, 1)`` freezes each field value (the constructor's own freezing). Field
+    names must be ``str`` and ``fetched_at`` a finite float, as for the constructor.
     """
     if type(payload) is not list or len(payload) != 3:
         return None
     found, fetched_at, rows = payload
     if not (
-        type(found) is int and type(fetched_at) is float and type(rows) is dict and found == version
+        type(found) is int and _finite_float(fetched_at) and type(rows) is dict and found == version
     ):
         return None
     if any(type(k) is not str or type(v) is not dict for k, v in rows.items()):
         return None
+    for record in rows.values():
+        if any(type(field) is not str for field in record):
+            return None
+        if slow is None and any(type(v) not in _SCALARS for v in record.values()):
+            return None
     for row_id, record in rows.items():
         if slow is not None:
             record = {field: slow(value, 1) for field, value in record.items()}
@@ -629,7 +644,8 @@ def rows_from_table(
     The payload is ``[version, fetched_at, [field, ...], [row_id, cell, ...] * rows]`` and
     optionally ``{row: [field index, ...]}``, the field order of rows whose fields do not
     come in the field list's order. A cell that is ``absent`` is a field the record lacks.
-    Every record gets the same field name objects. ``slow`` is as for ``rows_from_map``.
+    Every record gets the same field name objects. ``slow`` and ``fetched_at`` are as for
+    ``rows_from_map``.
     """
     if type(payload) is not list or len(payload) not in (4, 5):
         return None
@@ -637,7 +653,7 @@ def rows_from_table(
     orders = payload[4] if len(payload) == 5 else None
     if not (
         type(found) is int
-        and type(fetched_at) is float
+        and _finite_float(fetched_at)
         and type(names) is list
         and type(cells) is list
         and found == version
@@ -657,8 +673,10 @@ def rows_from_table(
             return None
         row = cells[r * width + 1 : (r + 1) * width]
         present = [j for j, cell in enumerate(row) if cell is not absent]
-        order = None if orders is None else orders.get(r)
-        if order is not None:
+        if slow is None and any(type(row[j]) not in _SCALARS for j in present):
+            return None
+        if orders is not None and r in orders:
+            order = orders[r]
             if (
                 type(order) is not list
                 or len(order) != len(present)

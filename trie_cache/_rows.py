@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import cbor2
 
@@ -24,6 +24,15 @@ Record = Mapping[str, Any]
 
 #: Field value types stored as they are (no freezing needed, nothing nested).
 SCALAR_TYPES = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+def _refuse_shared(*args: object) -> Any:
+    raise cbor2.CBORDecodeError("shared values (CBOR tags 28 and 29) are not rows")
+
+
+#: ``semantic_decoders`` for reading payloads: ``to_cbor`` never writes shared values, and
+#: freezing a value shared along many paths copies it along each (exponential in its depth).
+NO_SHARED_VALUES: Final = {28: _refuse_shared, 29: _refuse_shared}
 
 
 def _freeze(value: object, depth: int) -> Any:
@@ -190,9 +199,10 @@ class CachedRows:
             raise TypeError(f"from_cbor expects bytes, not {type(data).__name__}")
         stream = io.BytesIO(data)
         try:
-            payload = cbor2.CBORDecoder(stream).decode()
+            payload = cbor2.CBORDecoder(stream, semantic_decoders=NO_SHARED_VALUES).decode()
         except (cbor2.CBORDecodeError, RecursionError) as exc:
-            raise ValueError(f"not a CachedRows payload: {exc}") from exc
+            cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+            raise ValueError(f"not a CachedRows payload: {exc}{cause}") from exc
         if stream.tell() != len(stream.getbuffer()):
             raise ValueError("not a CachedRows payload: data follows the CBOR item")
         return cls._from_payload(payload)
