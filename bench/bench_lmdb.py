@@ -20,6 +20,8 @@ The contenders:
 
 Figures, each the best of ``--rounds`` (the contenders alternate inside every round):
 
+* one page of each kind: size and ``cbor2.loads`` time of ``to_cbor()`` and of what ``put``
+  stores (including the trailer), and the time to encode each.
 * get, hit / miss and a hit of each other kind: ``--probes`` random keys in a loop on the
   event loop thread, per call, in thread CPU time (all three read inline). Raw decodes with ``cbor2.loads``; "raw +
   from_cbor" also builds the ``CachedRows`` that ``LmdbCache.get`` returns. Then, in wall
@@ -230,6 +232,48 @@ def fill_lmdb_cache_folder(path: Path, items: Sequence[tuple[str, CachedRows]]) 
     env.close()
 
 
+#: Encodings and decodings of one page per timed loop in bench_page_forms.
+PAGE_LOOPS = 2000
+
+
+def _repeat(fn: Callable[[], Any], times: int) -> None:
+    for _ in range(times):
+        fn()
+
+
+def bench_page_forms(rounds: int) -> None:
+    """Per page kind: stored bytes and cbor2.loads time of to_cbor() against what put stores,
+    and the time to encode each (CPU time per page, best of ``rounds``)."""
+    kinds = {"plain": page, **OTHER_PAGES}
+    rows_out = []
+    for kind, make in kinds.items():
+        rows = make(3)
+        map_form = rows.to_cbor()
+        _, stored = encode_value("k", rows)
+        best: dict[str, float] = {}
+        for _ in range(rounds):
+            contenders: list[tuple[str, Callable[[], Any]]] = [
+                ("loads map", partial(cbor2.loads, map_form)),
+                ("loads stored", partial(cbor2.loads, stored)),
+                ("to_cbor", rows.to_cbor),
+                ("encode_value", partial(encode_value, "k", rows)),
+            ]
+            for name, fn in contenders:
+                seconds = cpu_time(partial(_repeat, fn, PAGE_LOOPS))
+                best[name] = min(best.get(name, 1e9), seconds / PAGE_LOOPS)
+        rows_out.append(
+            (
+                f"{kind}: to_cbor / stored",
+                f"{len(map_form)} / {len(stored)} B",
+                (
+                    f"loads {best['loads map'] * 1e6:.1f} / {best['loads stored'] * 1e6:.1f} us,"
+                    f" encode {best['to_cbor'] * 1e6:.1f} / {best['encode_value'] * 1e6:.1f} us"
+                ),
+            )
+        )
+    report("one page: the map form (to_cbor) against what put stores (CPU time)", rows_out)
+
+
 def report(title: str, rows: list[tuple[str, str, str]]) -> None:
     print(f"\n{title}")
     for name, figure, note in rows:
@@ -345,6 +389,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
                     (f"diskcache + cbor2, {kind}", f"{d * 1e6:.2f} us", f"{d / base:.2f}x raw")
                 )
         report("get (thread CPU time per call)", rows_out)
+
+        bench_page_forms(args.rounds)
 
         # -- inline against off-loop reads: why LmdbCache reads inline ----------------------
         loop = asyncio.get_running_loop()

@@ -191,7 +191,10 @@ class Cache(abc.ABC):
 
         ``max_age=None`` uses the cache's default; ``math.inf`` lifts it for this call.
         """
-        rows = await self._get(check_key(key))
+        return self._tally(await self._get(check_key(key)), max_age)
+
+    def _tally(self, rows: CachedRows | None, max_age: float | None) -> CachedRows | None:
+        """What ``get`` returns for the stored ``rows``, counted as hit or miss."""
         if rows is None:
             self._misses += 1
             if max_age is not None:

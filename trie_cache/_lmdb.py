@@ -88,12 +88,11 @@ import weakref
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
-from zlib import crc32
 
 import cbor2
 import lmdb
 
-from ._cache import Cache, check_key, check_max_age
+from ._cache import Cache, check_key
 from ._core import rows_from_map, rows_from_table
 from ._rows import (
     CBOR_FORMAT_VERSION,
@@ -420,12 +419,19 @@ class _Store:
 
     def read(self, lkey: bytes) -> bytes | None:
         """The stored value, or ``None``; ``lmdb.MapResizedError`` if a remap is due."""
-        with self.read_lock:
+        lock = self.read_lock
+        lock.acquire()  # acquire/release and a positional db: cheaper than "with" and db=
+        try:
             env = self.env
             if env is None:
                 raise self.closed_error()
-            with env.begin(db=self.rows_db) as txn:
+            txn = env.begin(self.rows_db)
+            try:
                 return txn.get(lkey)
+            finally:
+                txn.abort()
+        finally:
+            lock.release()
 
     def count(self) -> int:
         with self.read_lock:
@@ -740,49 +746,32 @@ class LmdbCache(Cache):
         return store
 
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
-        # Cache.get and the common case of _get inlined: the folder is open, no invalidation
-        # is queued, the key is short and its value reads as rows. Anything else (and a
-        # MapResizedError) goes to _get, which reads again and handles it.
+        # _get without its awaits, for the common case: the folder is open, no invalidation
+        # is queued and the value reads as rows. Anything else (a MapResizedError too) goes
+        # to _get, which reads again and handles it.
         store = self._store
         rows: Any = _SLOW
         if type(key) is str and store.env is not None and not store.pending_invalidations:
-            b = key.encode("utf-8", "surrogatepass")  # encode_key, inlined for short keys
-            lkey = _NS + b if len(b) <= HEAD_BYTES else None
-            value = store.pending.get(lkey) if lkey is not None else None
-            if value is None and lkey is not None:
-                lock = store.read_lock
-                lock.acquire()  # acquire/release beat "with" here
+            lkey, tail = encode_key(key)
+            value = store.pending.get(lkey)
+            if value is None:
                 try:
-                    env = store.env
-                    if env is not None:
-                        txn = env.begin(store.rows_db)  # positional: cheaper than db=
-                        try:
-                            value = txn.get(lkey)
-                        finally:
-                            txn.abort()
-                        if value is None:
-                            rows = None
+                    value = store.read(lkey)
                 except lmdb.MapResizedError:
                     pass
-                finally:
-                    lock.release()
+                else:
+                    if value is None:
+                        rows = None
             if value is not None:
                 try:
-                    if crc32(value) == _CRC_RESIDUE and len(value) >= 6:
-                        rows = _decode_payload(value, value[-5])
+                    stored_tail, flags = _check_value(lkey, value)
+                    # Another long key with the same head and digest reads as a miss.
+                    rows = _decode_payload(value, flags) if stored_tail == tail else None
                 except _DECODE_ERRORS:
                     pass
         if rows is _SLOW:
             rows = await self._get(check_key(key))
-        if rows is None:
-            self._misses += 1
-            if max_age is not None:
-                check_max_age(max_age)
-            return None
-        if max_age is None and self._max_age is None:
-            self._hits += 1
-            return rows  # type: ignore[no-any-return]
-        return self._aged(rows, max_age)
+        return self._tally(rows, max_age)
 
     async def _get(self, key: str) -> CachedRows | None:
         lkey, tail = encode_key(key)

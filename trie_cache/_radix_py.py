@@ -35,6 +35,8 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
+from ._rows import SCALAR_TYPES
+
 __all__ = ["RadixTrie", "rows_from_map", "rows_from_table"]
 
 V = TypeVar("V")
@@ -590,10 +592,6 @@ class _TrieIterator(Iterator[Any]):
 # Decoders of LmdbCache's stored payloads: the twins of those at the end of _radix.pyx.
 
 
-#: Types of the field values flat rows hold (as trie_cache._rows.SCALAR_TYPES).
-_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
-
-
 def _finite_float(value: object) -> bool:
     return type(value) is float and math.isfinite(value)
 
@@ -626,7 +624,7 @@ def rows_from_map(payload: object, version: int, cls: type[Any], slow: Any) -> A
     for record in rows.values():
         if any(type(field) is not str for field in record):
             return None
-        if slow is None and any(type(v) not in _SCALARS for v in record.values()):
+        if slow is None and any(type(v) not in SCALAR_TYPES for v in record.values()):
             return None
     for row_id, record in rows.items():
         if slow is not None:
@@ -673,7 +671,7 @@ def rows_from_table(
             return None
         row = cells[r * width + 1 : (r + 1) * width]
         present = [j for j, cell in enumerate(row) if cell is not absent]
-        if slow is None and any(type(row[j]) not in _SCALARS for j in present):
+        if slow is None and any(type(row[j]) not in SCALAR_TYPES for j in present):
             return None
         if orders is not None and r in orders:
             order = orders[r]
