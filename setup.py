@@ -1,4 +1,5 @@
-"""Build the compiled core ``trie_cache._radix`` from ``ext/_radix.pyx``.
+"""Build the compiled core: ``trie_cache._radix`` (the trie) and ``trie_cache._rowcodec``
+(LmdbCache's payload decoders) from ``ext/``.
 
 Set ``TRIE_CACHE_DEBUG_BUILD=1`` for an unoptimised build with symbols and assertions.
 A missing compiler or Cython fails the build: the pure-Python twin is chosen at import
@@ -21,11 +22,9 @@ else:
 
 extensions = [
     Extension(
-        "trie_cache._radix",
-        ["ext/_radix.pyx"],
-        include_dirs=["ext"],
-        extra_compile_args=CFLAGS,
+        f"trie_cache.{name}", [f"ext/{name}.pyx"], include_dirs=["ext"], extra_compile_args=CFLAGS
     )
+    for name in ("_radix", "_rowcodec")
 ]
 
 print(f"*** trie_cache: building the compiled core ({'debug' if DEBUG else 'release'}) ***")

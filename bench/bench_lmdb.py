@@ -56,7 +56,7 @@ import cbor2
 import lmdb
 
 from trie_cache import CachedRows, LmdbCache
-from trie_cache._lmdb import encode_value
+from trie_cache._lmdb_format import encode_value
 
 TENANTS = 5
 SEED = 7

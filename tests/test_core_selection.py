@@ -59,6 +59,18 @@ def test_true_values_force_the_twin(value: str) -> None:
     assert probe(value) == ["python", "True", "trie_cache._radix_py"]
 
 
+CODEC_MODULE = "import trie_cache._core as c; print(c.rows_from_map.__module__)"
+
+
+@pytest.mark.parametrize("core_name", ["cython"])
+def test_compiled_row_codec_is_the_default(core_name: str) -> None:
+    assert probe(None, CODEC_MODULE) == ["trie_cache._rowcodec"]
+
+
+def test_the_switch_picks_the_row_codec_twin_too() -> None:
+    assert probe("1", CODEC_MODULE) == ["trie_cache._rowcodec_py"]
+
+
 @pytest.mark.parametrize("value", ["0", "false"])
 def test_other_values_do_not_request_the_twin(value: str) -> None:
     assert probe(value)[1] == "False"

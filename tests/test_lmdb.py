@@ -27,8 +27,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trie_cache import CachedRows, LmdbCache, _lmdb
-from trie_cache._lmdb import HEAD_BYTES, LmdbCacheClosedError, LmdbCacheError, encode_key
+from trie_cache import CachedRows, LmdbCache, _lmdb_format
+from trie_cache._lmdb import LmdbCacheClosedError, LmdbCacheError
+from trie_cache._lmdb_format import HEAD_BYTES, encode_key
 
 ROOT = Path(__file__).resolve().parents[1]
 PROC = Path(__file__).with_name("lmdb_proc.py")
@@ -267,7 +268,7 @@ async def test_long_keys_sharing_the_stored_head_stay_apart(cache: LmdbCache) ->
 def test_lmdb_keys_fit_and_short_and_long_never_collide() -> None:
     short, _ = encode_key("a" * HEAD_BYTES)
     long, tail = encode_key("a" * (HEAD_BYTES + 1))
-    assert len(long) == _lmdb._LONG_LEN <= 511 and tail == b"a"
+    assert len(long) == _lmdb_format.LONG_LEN <= 511 and tail == b"a"
     assert len(short) < len(long)
     assert encode_key("é" * 1000)[0].startswith(encode_key("é" * 240)[0])
 
@@ -310,11 +311,11 @@ async def test_invalidating_a_long_prefix_removes_only_its_long_keys(cache: Lmdb
 
 
 def test_successor_bounds_exactly_the_keys_under_a_prefix() -> None:
-    assert _lmdb._successor(b"ka") == b"kb"
-    assert _lmdb._successor(b"ka\xff\xff") == b"kb"
+    assert _lmdb_format.successor(b"ka") == b"kb"
+    assert _lmdb_format.successor(b"ka\xff\xff") == b"kb"
     for key in (b"ka", b"ka\x00", b"ka\xff\xff\xff", b"ka\xff" * 200):
-        assert key < _lmdb._successor(b"ka")
-    assert not b"kb" < _lmdb._successor(b"ka")
+        assert key < _lmdb_format.successor(b"ka")
+    assert not b"kb" < _lmdb_format.successor(b"ka")
 
 
 async def test_invalidate_empty_prefix_clears_everything(cache: LmdbCache) -> None:
@@ -482,33 +483,33 @@ _GOOD = rows(2)
         pytest.param(b"", id="empty"),
         pytest.param(b"garbage", id="garbage"),
         pytest.param(_GOOD.to_cbor(), id="cbor-without-checksum"),
-        pytest.param(_lmdb.frame_value(b"", _GOOD.to_cbor())[:-3], id="truncated"),
-        pytest.param(_lmdb.frame_value(b"", cbor2.dumps("rows")), id="wrong-shape"),
-        pytest.param(_lmdb.frame_value(b"", cbor2.dumps([1, 2.0, [1]])), id="rows-not-a-map"),
-        pytest.param(_lmdb.frame_value(b"", b"\xff\xff"), id="invalid-cbor"),
+        pytest.param(_lmdb_format.frame_value(b"", _GOOD.to_cbor())[:-3], id="truncated"),
+        pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps("rows")), id="wrong-shape"),
+        pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, [1]])), id="rows-not-a-map"),
+        pytest.param(_lmdb_format.frame_value(b"", b"\xff\xff"), id="invalid-cbor"),
         pytest.param(
-            _lmdb.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}])), id="record-not-a-map"
+            _lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}])), id="record-not-a-map"
         ),
         pytest.param(
-            _lmdb.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}]), flat=True),
+            _lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}]), flat=True),
             id="flat-record-not-a-map",
         ),
-        pytest.param(_lmdb.frame_value(b"", cbor2.dumps([1, 2, {}])), id="fetched-at-not-float"),
-        pytest.param(_lmdb.frame_value(b"", cbor2.dumps([])), id="empty-array"),
+        pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps([1, 2, {}])), id="fetched-at-not-float"),
+        pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps([])), id="empty-array"),
         pytest.param(
-            _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "s"]]), flat=True),
+            _lmdb_format.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "s"]]), flat=True),
             id="ragged-table",
         ),
         pytest.param(
-            _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "r", 2]]), flat=True),
+            _lmdb_format.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "r", 2]]), flat=True),
             id="table-with-a-repeated-row-id",
         ),
         pytest.param(
-            _lmdb.frame_value(b"", cbor2.dumps([2, 1.0, {"r": {"f": 1}}]), flat=True),
+            _lmdb_format.frame_value(b"", cbor2.dumps([2, 1.0, {"r": {"f": 1}}]), flat=True),
             id="table-version-map-layout",
         ),
         pytest.param(
-            _lmdb.frame_value(
+            _lmdb_format.frame_value(
                 b"", cbor2.dumps([1, 2.0, {"r": {"f": [1], "g": [1]}}], value_sharing=True)
             ),
             id="shared-values",
@@ -543,7 +544,7 @@ async def test_unknown_format_version_is_a_miss_and_kept(
 ) -> None:
     path = tmp_path / "db"
     LmdbCache(path).close()
-    put_raw(path, "k", _lmdb.frame_value(b"", cbor2.dumps(payload), flat=flat))
+    put_raw(path, "k", _lmdb_format.frame_value(b"", cbor2.dumps(payload), flat=flat))
     async with LmdbCache(path) as c:
         with caplog.at_level(logging.WARNING, logger="trie_cache.lmdb"):
             assert await c.get("k") is None

@@ -22,10 +22,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trie_cache import CachedRows, _lmdb
+from trie_cache import CachedRows, _lmdb_format
 from trie_cache._rows import CBOR_FORMAT_VERSION, MAX_DEPTH, _freeze
 
-TABLE = _lmdb.TABLE_VERSION
+TABLE = _lmdb_format.TABLE_VERSION
 U = cbor2.undefined
 TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=6)
 SCALARS = st.one_of(
@@ -63,20 +63,20 @@ def pages(draw: st.DrawFn, values: st.SearchStrategy[Any] = VALUES) -> CachedRow
 
 def stored_payload(rows: CachedRows) -> Any:
     """The decoded CBOR payload ``put`` would store for ``rows``."""
-    _, value = _lmdb.encode_value("k", rows)
+    _, value = _lmdb_format.encode_value("k", rows)
     return cbor2.loads(value)
 
 
 def decode(rows: CachedRows) -> CachedRows:
     """What ``get`` returns for ``rows`` after ``put``, from the stored value."""
-    lkey, value = _lmdb.encode_value("k", rows)
-    _, flags = _lmdb._check_value(lkey, value)
-    return _lmdb._decode_payload(value, flags)
+    lkey, value = _lmdb_format.encode_value("k", rows)
+    _, flags = _lmdb_format.check_value(lkey, value)
+    return _lmdb_format.decode_payload(value, flags)
 
 
 def decoders(core_name: str) -> Any:
     return importlib.import_module(
-        {"cython": "trie_cache._radix", "python": "trie_cache._radix_py"}[core_name]
+        {"cython": "trie_cache._rowcodec", "python": "trie_cache._rowcodec_py"}[core_name]
     )
 
 
@@ -208,8 +208,8 @@ def test_any_flat_page_round_trips_through_the_stored_value(rows: CachedRows) ->
 
 def test_map_form_written_by_to_cbor_is_read() -> None:
     rows = CachedRows({"a": {"x": [1, {"k": 2}], "y": "s"}, "b": {"y": None}}, 3.0)
-    value = _lmdb.frame_value(b"", rows.to_cbor(), rows._flat)
-    assert_same_page(_lmdb._decode_payload(value, value[-5]), rows)
+    value = _lmdb_format.frame_value(b"", rows.to_cbor(), rows._flat)
+    assert_same_page(_lmdb_format.decode_payload(value, value[-5]), rows)
 
 
 # -- the core decoders ------------------------------------------------------------------
@@ -433,6 +433,6 @@ def test_from_cbor_refuses_shared_values() -> None:
 
 
 def test_a_stored_value_with_shared_values_is_a_bad_value() -> None:
-    value = _lmdb.frame_value(b"", shared_page(3), flat=False)
+    value = _lmdb_format.frame_value(b"", shared_page(3), flat=False)
     with pytest.raises(cbor2.CBORDecodeError, match="semantic tag 28"):
-        _lmdb._decode_payload(value, value[-5])
+        _lmdb_format.decode_payload(value, value[-5])

@@ -1,53 +1,7 @@
 """``LmdbCache``: the cache contract on an LMDB folder, rows stored as CBOR.
 
-On-disk layout (layout version 1)
----------------------------------
-The folder holds one LMDB environment with two named databases:
-
-``meta``
-    ``b"layout"`` -> the CBOR map ``{"layout": 1, "head": 480, "digest": 16}``. A folder
-    written with another layout is refused on open instead of being misread.
-``rows``
-    One record per cache key. Let ``b`` be the key encoded as UTF-8 with ``surrogatepass``
-    (so lone surrogates work; this encoding is prefix-free per character, hence ``p`` is a
-    string prefix of ``k`` exactly when ``b(p)`` is a byte prefix of ``b(k)``).
-
-    * short key, ``len(b) <= 480``: LMDB key ``b"k" + b``;
-    * long key: LMDB key ``b"k" + b[:480] + blake2b(b[480:], 16 bytes)`` (497 bytes, under
-      LMDB's 511-byte limit), and the tail ``b[480:]`` is stored in the value.
-
-    The leading ``b"k"`` makes ``""`` a legal LMDB key. A short LMDB key is at most 481
-    bytes, a long one exactly 497, so the two never collide.
-
-    The value is ``payload + trailer``. ``payload`` is a CBOR array whose first item is
-    its format version:
-
-    * ``2``, the table form, for a page with rows:
-      ``[2, fetched_at, [field, ...], [row_id, cell, ..., row_id, cell, ...]]``, one cell
-      per field and row in the field list's order, ``undefined`` (CBOR simple value 23)
-      where the record lacks the field. Field names are written, and decoded, once per
-      page rather than once per record. If some records list their fields in another
-      order than the field list, a fifth item ``{row number: [field index, ...]}`` gives
-      their order.
-    * ``1``, the map form, which is ``CachedRows.to_cbor()``:
-      ``[1, fetched_at, {row_id: {field: value}}]``; written for a page without rows and
-      for one with a field whose value is ``undefined`` (it would read as a missing field).
-
-    The trailer is, for a long key, ``tail`` and ``len(tail)`` (4 bytes, little-endian);
-    then one flags byte (bit 0: every field value is a scalar, so decoding needs no deep
-    freeze); then ``crc32`` of everything before it (4 bytes, little-endian). A CRC-32
-    over data followed by its own little-endian CRC is a fixed constant, so a value is
-    checked in one pass, and CBOR decoding reads the first item and stops at the trailer,
-    so nothing is sliced on the way.
-
-Why this keeps prefix semantics exact
-    Every key, short or long, sorts under the first 480 bytes of its encoding, so for a
-    prefix of at most 480 bytes the keys starting with it are exactly the LMDB keys
-    starting with ``b"k" + b(prefix)``: one cursor range, deleted in one write transaction
-    without looking at values. A longer prefix can only match long keys sharing its first
-    480 bytes; that range is walked once (same transaction) and each entry's stored tail is
-    compared with the rest of the prefix. ``get`` of a long key compares the stored tail, so a
-    digest collision reads as a miss, never as another key's rows.
+The store (environment, writer thread, group commit, map growth) and the backend. The bytes
+on disk -- key encoding, payload forms, trailer and checksum -- are ``_lmdb_format.py``'s.
 
 Concurrency
     Writes never run on the event loop. One writer thread per cache takes requests from a
@@ -78,30 +32,34 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import logging
 import os
 import queue
-import struct
 import threading
 import weakref
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import cbor2
 import lmdb
 
 from ._cache import Cache, check_key
-from ._core import rows_from_map, rows_from_table
-from ._rows import (
-    CBOR_FORMAT_VERSION,
-    NO_SHARED_VALUES,
-    CachedRows,
-    _freeze,
-    _thaw,
-    dumps_payload,
+from ._lmdb_format import (
+    DECODE_ERRORS,
+    HEAD_BYTES,
+    LAYOUT,
+    LAYOUT_KEY,
+    LONG_LEN,
+    NS,
+    TABLE_VERSION,
+    UnknownVersion,
+    check_value,
+    decode_payload,
+    encode_key,
+    encode_value,
+    stored_tail,
+    successor,
 )
+from ._rows import CBOR_FORMAT_VERSION, CachedRows
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -110,25 +68,9 @@ __all__ = ["LmdbCache", "LmdbCacheClosedError", "LmdbCacheError"]
 
 logger = logging.getLogger("trie_cache.lmdb")
 
-#: Bytes of the encoded key kept verbatim in the LMDB key; the rest is hashed.
-HEAD_BYTES: Final = 480
-#: Size of the blake2b digest of a long key's tail.
-DIGEST_BYTES: Final = 16
-#: Layout of the folder (not of the payload, which has its own version).
-LAYOUT_VERSION: Final = 1
-
-_NS: Final = b"k"
-_LONG_LEN: Final = len(_NS) + HEAD_BYTES + DIGEST_BYTES
-_LAYOUT_KEY: Final = b"layout"
-_LAYOUT: Final = cbor2.dumps({"layout": LAYOUT_VERSION, "head": HEAD_BYTES, "digest": DIGEST_BYTES})
 _MAX_BATCH: Final = 4096
-#: Payload version of the table form (``CBOR_FORMAT_VERSION`` is the map form's).
-TABLE_VERSION: Final = 2
-#: A table cell of a field the record does not have.
-_ABSENT: Final = cbor2.undefined
 # get's fast path could not decide; _get takes over.
 _SLOW: Final = object()
-
 # Writer requests: (kind, key bytes, argument, loop or None, future).
 _PUT: Final = 0
 _INVALIDATE: Final = 1
@@ -144,189 +86,6 @@ class LmdbCacheError(Exception):
 
 class LmdbCacheClosedError(RuntimeError):
     """The ``LmdbCache`` was closed; open a new one to go on."""
-
-
-def encode_key(key: str) -> tuple[bytes, bytes]:
-    """The LMDB key for ``key`` and the tail kept in the value (``b""`` for a short key)."""
-    b = key.encode("utf-8", "surrogatepass")
-    if len(b) <= HEAD_BYTES:
-        return _NS + b, b""
-    tail = b[HEAD_BYTES:]
-    return _NS + b[:HEAD_BYTES] + hashlib.blake2b(tail, digest_size=DIGEST_BYTES).digest(), tail
-
-
-def frame_value(tail: bytes, payload: bytes, flat: bool = False) -> bytes:
-    """The stored value: payload, (for a long key) tail and its length, flags, checksum."""
-    flags = b"\x01" if flat else b"\x00"
-    body = payload + flags if not tail else payload + tail + _U32.pack(len(tail)) + flags
-    return body + _U32.pack(zlib.crc32(body))
-
-
-_FLAT: Final = 1
-_U32: Final = struct.Struct("<I")
-# crc32(data + crc32(data) as 4 little-endian bytes) is this constant for any data, so a
-# value is checked in one pass without slicing off its checksum.
-_CRC_RESIDUE: Final = 0x2144DF1C
-
-
-class _UnknownVersion(Exception):
-    pass
-
-
-class _Corrupt(Exception):
-    pass
-
-
-def _check_value(lkey: bytes, value: bytes) -> tuple[bytes, int]:
-    """``(tail, flags)`` of a stored value; ``_Corrupt`` if it fails its checksum."""
-    size = len(value)
-    if size < 6 or zlib.crc32(value) != _CRC_RESIDUE:
-        raise _Corrupt("checksum mismatch")
-    if len(lkey) != _LONG_LEN:
-        return b"", value[-5]
-    end = size - 9
-    start = end - _U32.unpack_from(value, end)[0]
-    if start < 1:
-        raise _Corrupt("tail longer than the value")
-    return value[start:end], value[-5]
-
-
-def _successor(prefix: bytes) -> bytes:
-    """The least byte string greater than every string that starts with ``prefix``."""
-    stripped = prefix.rstrip(b"\xff")
-    if not stripped:
-        raise ValueError("a prefix of only 0xff bytes has no successor")
-    return stripped[:-1] + bytes([stripped[-1] + 1])
-
-
-def _stored_tail(lkey: bytes, value: bytes) -> bytes | None:
-    try:
-        return _check_value(lkey, value)[0]
-    except (_Corrupt, struct.error):
-        return None
-
-
-def _decode_payload(payload: bytes, flags: int) -> CachedRows:
-    """Rows from a checksummed payload; ``ValueError``/``TypeError`` if it is not rows.
-
-    The checksum says these bytes are what ``put`` wrote for a valid ``CachedRows``, so
-    the per-field checks of ``CachedRows.from_cbor`` are skipped (they would double the
-    cost of a ``get``): the core's decoders check the shape and freeze nested values as
-    the constructor does, which flat rows (flag bit 0) do not need.
-    """
-    # Reads the first CBOR item; the trailer follows it.
-    data = cbor2.loads(payload, semantic_decoders=NO_SHARED_VALUES)
-    slow = None if flags & _FLAT else _freeze
-    if type(data) is list and data:
-        version = data[0]
-        if version == TABLE_VERSION and type(version) is int:
-            rows = rows_from_table(data, TABLE_VERSION, CachedRows, _ABSENT, slow)
-            if rows is None:
-                raise ValueError("not a table of rows")
-            return rows
-        if version == CBOR_FORMAT_VERSION and type(version) is int:
-            rows = rows_from_map(data, CBOR_FORMAT_VERSION, CachedRows, slow)
-            if rows is None:
-                raise ValueError("not [version, fetched_at, {row id: record}]")
-            return rows
-        raise _UnknownVersion(version)
-    raise ValueError("not a CBOR array that starts with a format version")
-
-
-#: What decoding a stored value may raise when the value is not rows this code can read.
-_DECODE_ERRORS: Final = (
-    _UnknownVersion,
-    _Corrupt,
-    struct.error,
-    ValueError,
-    TypeError,
-    AttributeError,
-    RecursionError,
-    cbor2.CBORDecodeError,
-)
-
-
-def _table(rows: CachedRows) -> list[Any] | None:
-    """The table form of ``rows``, or ``None`` for a page without rows or with a field
-    whose value is ``cbor2.undefined`` (the map form).
-
-    The field list merges the records' fields, each new one placed right after the field
-    before it in its record. Every row has one cell per field, ``cbor2.undefined`` for a
-    field the record lacks (a value rows cannot hold, as it is not a scalar). A record that
-    lists two fields in another order than the field list is rare (one query gives one
-    column order) and keeps its order in a fifth item, ``{row: [field index, ...]}``.
-    """
-    records = rows._rows
-    if not records:
-        return None
-    if not rows._flat and any(
-        value is _ABSENT for record in records.values() for value in record.values()
-    ):
-        return None  # an undefined field value would read back as a missing field
-    cells: list[Any] = []
-    append, extend = cells.append, cells.extend
-    fields = None
-    for row_id, record in records.items():
-        if fields is None:
-            fields = tuple(record)
-        elif tuple(record) != fields:
-            cells.clear()
-            break
-        append(row_id)
-        extend(record.values())
-    else:  # every record lists the same fields in the same order: the common case
-        if not rows._flat:
-            cells = [_thaw(cell) for cell in cells]
-        return [TABLE_VERSION, rows._fetched_at, list(fields or ()), cells]
-    names: list[str] = []
-    index: dict[str, int] = {}
-    reordered: list[int] = []
-    for row, record in enumerate(records.values()):
-        last = -1
-        deviates = False
-        for field in record:
-            at = index.get(field)
-            if at is None:
-                # A new field goes right after the record's previous one, before any later
-                # (at the end once the record has left the field list's order).
-                at = len(names) if deviates else last + 1
-                if at == len(names):
-                    index[field] = at
-                    names.append(field)
-                else:
-                    names.insert(at, field)
-                    index = {name: i for i, name in enumerate(names)}
-            elif at <= last:
-                deviates = True
-            last = at
-        if deviates:
-            reordered.append(row)
-    for row_id, record in records.items():
-        append(row_id)
-        extend([record.get(field, _ABSENT) for field in names])
-    if not rows._flat:
-        cells = [_thaw(cell) for cell in cells]  # read-only views back to what CBOR encodes
-    table = [TABLE_VERSION, rows._fetched_at, names, cells]
-    if reordered:
-        items = list(records.values())
-        table.append({row: [index[field] for field in items[row]] for row in reordered})
-    return table
-
-
-def _payload(rows: CachedRows) -> bytes:
-    """The stored CBOR payload of ``rows``: the table form when it applies, else ``to_cbor``."""
-    table = _table(rows)
-    return rows.to_cbor() if table is None else dumps_payload(table)
-
-
-def encode_value(key: str, rows: CachedRows) -> tuple[bytes, bytes]:
-    """The LMDB key and value that ``put(key, rows)`` stores."""
-    lkey, tail = encode_key(key)
-    try:
-        payload = _payload(rows)
-    except (TypeError, ValueError) as exc:
-        raise type(exc)(f"rows for key {key!r} cannot be stored: {exc}") from exc
-    return lkey, frame_value(tail, payload, rows._flat)
 
 
 def _settle_on_loop(items: list[tuple[asyncio.Future[Any], BaseException | None, object]]) -> None:
@@ -463,10 +222,10 @@ class _Store:
             meta = env.open_db(b"meta")
             rows_db = env.open_db(b"rows")
             with env.begin(write=True, db=meta) as txn:
-                layout = txn.get(_LAYOUT_KEY)
+                layout = txn.get(LAYOUT_KEY)
                 if layout is None:
-                    txn.put(_LAYOUT_KEY, _LAYOUT)
-                elif layout != _LAYOUT:
+                    txn.put(LAYOUT_KEY, LAYOUT)
+                elif layout != LAYOUT:
                     raise LmdbCacheError(
                         f"LMDB folder {str(self.path)!r} has another layout: {bytes(layout)!r}"
                     )
@@ -594,7 +353,7 @@ class _Store:
 
     def _delete_range(self, txn: lmdb.Transaction[bytes], start: bytes, tail: bytes) -> int:
         """Delete every key under ``start`` (and, if ``tail``, whose stored tail starts so)."""
-        if start == _NS:
+        if start == NS:
             count = int(txn.stat(self.rows_db)["entries"])
             txn.drop(self.rows_db, delete=False)
             return count
@@ -606,7 +365,7 @@ class _Store:
             # The tight loop: one comparison with the first key past the range and one
             # delete (which moves to the next key, or unpositions the cursor: key() is then
             # b"" and delete() False). The count comes from the entry counter.
-            end = _successor(start)
+            end = successor(start)
             before = txn.stat(self.rows_db)["entries"]
             while key() < end and delete():
                 pass
@@ -618,8 +377,8 @@ class _Store:
             k = key()
             if not k.startswith(start):
                 return removed
-            if len(k) == _LONG_LEN:
-                stored = _stored_tail(k, value())
+            if len(k) == LONG_LEN:
+                stored = stored_tail(k, value())
                 if stored is None or stored.startswith(tail):
                     # A value too damaged to tell its key is dropped with the range.
                     delete()
@@ -764,10 +523,10 @@ class LmdbCache(Cache):
                         rows = None
             if value is not None:
                 try:
-                    stored_tail, flags = _check_value(lkey, value)
+                    found_tail, flags = check_value(lkey, value)
                     # Another long key with the same head and digest reads as a miss.
-                    rows = _decode_payload(value, flags) if stored_tail == tail else None
-                except _DECODE_ERRORS:
+                    rows = decode_payload(value, flags) if found_tail == tail else None
+                except DECODE_ERRORS:
                     pass
         if rows is _SLOW:
             rows = await self._get(check_key(key))
@@ -793,21 +552,21 @@ class LmdbCache(Cache):
             if value is None:
                 return None
         try:
-            stored_tail, flags = _check_value(lkey, value)
-            if stored_tail != tail:
+            found_tail, flags = check_value(lkey, value)
+            if found_tail != tail:
                 return None  # another long key with the same head and digest
-            return _decode_payload(value, flags)
-        except _UnknownVersion as exc:
+            return decode_payload(value, flags)
+        except UnknownVersion as exc:
             logger.warning(
-                "LmdbCache %s: key %r holds CachedRows format version %r, not %r; "
+                "LmdbCache %s: key %r holds payload format version %r, not one of %r; "
                 "treated as a miss",
                 store.path,
                 key,
                 exc.args[0],
-                CBOR_FORMAT_VERSION,
+                (CBOR_FORMAT_VERSION, TABLE_VERSION),
             )
             return None
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             reason = f"{type(exc).__name__}: {exc}"
         logger.warning(
             "LmdbCache %s: key %r holds a value that is not CachedRows (%s); removed",
@@ -826,7 +585,7 @@ class LmdbCache(Cache):
     async def _invalidate(self, prefix: str) -> int:
         b = prefix.encode("utf-8", "surrogatepass")
         start, tail = (
-            (_NS + b, b"") if len(b) <= HEAD_BYTES else (_NS + b[:HEAD_BYTES], b[HEAD_BYTES:])
+            (NS + b, b"") if len(b) <= HEAD_BYTES else (NS + b[:HEAD_BYTES], b[HEAD_BYTES:])
         )
         removed: int = await self._store.submit(_INVALIDATE, start, tail)
         return removed

@@ -6,7 +6,7 @@ The pure-Python twin ``trie_cache._radix_py`` has the same signatures.
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
-__all__ = ["RadixTrie", "rows_from_map", "rows_from_table"]
+__all__ = ["RadixTrie"]
 
 _V = TypeVar("_V")
 _T = TypeVar("_T")
@@ -59,11 +59,3 @@ class RadixTrie(Generic[_V]):
     def pending_reclaim(self) -> int: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
-
-def rows_from_map(payload: object, version: int, cls: type[_T], slow: Any) -> _T | None:
-    """``cls`` built from a decoded map-form payload, or ``None`` for any other shape."""
-
-def rows_from_table(
-    payload: object, version: int, cls: type[_T], absent: object, slow: Any
-) -> _T | None:
-    """``cls`` built from a decoded table-form payload, or ``None`` for any other shape."""
