@@ -16,7 +16,9 @@ import pytest
 
 import trie_cache
 
-ROOT = Path(__file__).resolve().parent.parent
+# Where the tested trie_cache was imported from (the checkout, or site-packages for an install):
+# the probes import the same one.
+ROOT = Path(trie_cache.__file__).resolve().parent.parent
 PROBE = (
     "import trie_cache, trie_cache._core as c; "
     "print(trie_cache.CORE, c.PURE_PYTHON_REQUESTED, trie_cache.RadixTrie.__module__)"

@@ -31,7 +31,9 @@ from trie_cache import CachedRows, LmdbCache, _lmdb_format
 from trie_cache._lmdb import LmdbCacheClosedError, LmdbCacheError
 from trie_cache._lmdb_format import HEAD_BYTES, encode_key
 
-ROOT = Path(__file__).resolve().parents[1]
+# Where the tested trie_cache was imported from (the checkout, or site-packages for an install):
+# the helper process imports the same one.
+ROOT = Path(_lmdb_format.__file__).resolve().parents[1]
 PROC = Path(__file__).with_name("lmdb_proc.py")
 
 
