@@ -23,6 +23,7 @@ from libc.string cimport memcpy, memmove, memcmp, memset
 
 from collections.abc import Mapping, MutableMapping
 from threading import get_ident
+from types import GenericAlias
 
 from radix cimport *
 
@@ -1076,6 +1077,11 @@ cdef class RadixTrie:
     def pending_reclaim(self):
         """Removed entries whose values have not been released yet."""
         return self.pending
+
+    @classmethod
+    def __class_getitem__(cls, item):
+        """``RadixTrie[int]``: a generic alias, as for ``dict`` and the pure-Python twin."""
+        return GenericAlias(cls, item)
 
 
 cdef class _Iterator:
