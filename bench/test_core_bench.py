@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from core_bench import (
+from bench.core_bench import (
     KeySpace,
     await_loop,
     dict_count_prefix,

@@ -5,8 +5,6 @@ The pure-Python twin ``trie_cache._rowcodec_py`` has the same signatures.
 
 from typing import Any, TypeVar
 
-__all__ = ["rows_from_map", "rows_from_table"]
-
 _T = TypeVar("_T")
 
 def rows_from_map(payload: object, version: int, cls: type[_T], slow: Any) -> _T | None:
