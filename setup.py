@@ -50,6 +50,7 @@ def _extensions() -> list[Extension]:
             f"trie_cache.{name}",
             [f"ext/{name}.pyx"],
             include_dirs=["ext"],
+            depends=["ext/radix.pxd", "ext/radix_search.h"],
             extra_compile_args=compile_args,
             extra_link_args=link_args,
         )
