@@ -117,6 +117,12 @@ class CacheStats:
     """Calls of ``invalidate_prefix``."""
     keys_removed: int = 0
     """Keys those calls removed, in total."""
+    remote_invalidations: int = 0
+    """Prefixes applied from the bus: invalidated by another process, or another cache on it."""
+    bus_resets: int = 0
+    """Times the bus dropped everything because it could not rule out a missed invalidation."""
+    bypassed: int = 0
+    """``get`` calls answered with a miss because the bus was lagging (also in ``misses``)."""
 
 
 class _Flight:
@@ -149,9 +155,11 @@ class Cache(abc.ABC):
     ``invalidate_prefix(p)`` drops every key that starts with ``p`` as a plain string.
     ``max_age`` (seconds) is the default age limit of ``get`` and ``get_or_fetch``: rows
     whose ``fetched_at`` is older count as a miss. ``None`` means no limit.
+    ``bus`` (a :class:`trie_cache.redis.RedisBus`) shares ``invalidate_prefix`` with every
+    cache on its stream, in this process and others.
     """
 
-    def __init__(self, *, max_age: float | None = None) -> None:
+    def __init__(self, *, max_age: float | None = None, bus: Any = None) -> None:
         self._max_age = check_max_age(max_age)
         # key -> {event loop: _Flight}; see the module docstring.
         self._flights: Any = RadixTrie()
@@ -164,6 +172,15 @@ class Cache(abc.ABC):
         self._fetch_errors = 0
         self._invalidations = 0
         self._keys_removed = 0
+        self._remote_invalidations = 0
+        self._bus_resets = 0
+        self._bypassed = 0
+        self._bus: Any = None
+        if bus is not None:
+            if not callable(getattr(bus, "_attach", None)):
+                raise TypeError(f"bus must be a RedisBus or None, not {type(bus).__name__}")
+            bus._attach(self)
+            self._bus = bus
 
     # -- what a backend implements ------------------------------------------------------
 
@@ -229,14 +246,22 @@ class Cache(abc.ABC):
         """Drop every key starting with ``prefix`` (``""``: all); return how many.
 
         Fetches in flight for those keys still answer their callers but store nothing.
+        With a bus, ``prefix`` is then appended to its stream and the call returns once Redis
+        acknowledged it (or raises ``trie_cache.redis.BusError`` after ``publish_timeout``).
         """
         check_prefix(prefix)
-        if self._flights:
-            self._flights.invalidate_prefix(prefix)
-        removed = await self._invalidate(prefix)
+        removed = await self._drop(prefix)
         self._invalidations += 1
         self._keys_removed += removed
+        if self._bus is not None:
+            await self._bus._publish(self, prefix)
         return removed
+
+    async def _drop(self, prefix: str) -> int:
+        """The local part of ``invalidate_prefix``, also what a bus applies from elsewhere."""
+        if self._flights:
+            self._flights.invalidate_prefix(prefix)
+        return await self._invalidate(prefix)
 
     async def get_or_fetch(
         self, key: str, fetch: Fetch, *, max_age: float | None = None
@@ -286,6 +311,9 @@ class Cache(abc.ABC):
             fetch_errors=self._fetch_errors,
             invalidations=self._invalidations,
             keys_removed=self._keys_removed,
+            remote_invalidations=self._remote_invalidations,
+            bus_resets=self._bus_resets,
+            bypassed=self._bypassed,
         )
 
     async def aclose(self) -> None:

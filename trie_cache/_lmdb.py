@@ -439,7 +439,8 @@ class LmdbCache(Cache):
     up to ``max_map_size`` if given, after which ``put`` raises :class:`LmdbCacheError`.
     ``durable=True`` syncs every commit to disk before a write's ``await`` returns;
     ``durable=False`` leaves flushing to the OS (a process crash loses nothing committed,
-    an OS crash may lose recent writes). ``max_age`` is the default age limit of ``get``.
+    an OS crash may lose recent writes). ``max_age`` is the default age limit of ``get``;
+    ``bus`` a ``RedisBus`` that shares invalidations with other processes (see :class:`Cache`).
 
     The folder is opened on a background thread; open errors (:class:`LmdbCacheError`)
     surface from the first awaited call or from ``async with``. Close with ``await
@@ -455,8 +456,9 @@ class LmdbCache(Cache):
         max_map_size: int | None = None,
         durable: bool = True,
         max_age: float | None = None,
+        bus: Any = None,
     ) -> None:
-        super().__init__(max_age=max_age)
+        super().__init__(max_age=max_age, bus=bus)
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be str or os.PathLike, not {type(path).__name__}")
         for name, size in (("map_size", map_size), ("max_map_size", max_map_size)):

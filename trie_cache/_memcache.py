@@ -16,12 +16,15 @@ class MemCache(Cache):
 
     Every trie operation is a single call that completes without awaiting, so tasks on
     one loop and threads running other loops can share an instance without locks.
-    ``max_age`` is the default age limit in seconds (see :class:`Cache`).
+    ``max_age`` is the default age limit in seconds, ``bus`` a ``RedisBus`` (see
+    :class:`Cache`).
     """
 
-    def __init__(self, *, max_age: float | None = None, _trie_cls: Any = None) -> None:
+    def __init__(
+        self, *, max_age: float | None = None, bus: Any = None, _trie_cls: Any = None
+    ) -> None:
         # ``_trie_cls`` picks the trie core (the tests run both); the default is ``CORE``'s.
-        super().__init__(max_age=max_age)
+        super().__init__(max_age=max_age, bus=bus)
         if _trie_cls is None:
             self._trie: Any = RadixTrie()
         else:
