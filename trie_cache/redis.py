@@ -294,12 +294,11 @@ class RedisBus:
         if self._watchdog is not None:
             self._watchdog.cancel()
         for task in (self._reader, self._publisher):
-            if task is not None:
+            # redis-py may swallow a cancellation that lands while a command completes; the
+            # loops also stop at their next turn now that the bus is closed.
+            while task is not None and not task.done():
                 task.cancel()
-        for task in (self._reader, self._publisher):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await asyncio.wait([task], timeout=0.1)
         self._set_lagging(False)
         if self._owns_client:
             await self._client.aclose()
@@ -372,7 +371,7 @@ class RedisBus:
     async def _publish_loop(self) -> None:
         assert self._wake is not None and self._drained is not None
         failures = 0
-        while True:
+        while not self._closed:
             if not self._queue:
                 self._drained.set()
                 self._wake.clear()
@@ -434,7 +433,7 @@ class RedisBus:
         # The position before the reads not yet checked: while the entry there is still in the
         # stream, nothing between it and what those reads returned was trimmed or lost.
         check = self._position
-        while True:
+        while not self._closed:
             assert self._position is not None and check is not None
             try:
                 reply = await self._client.xread(
