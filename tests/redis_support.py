@@ -78,8 +78,19 @@ class RedisServer:
         """Start the server (again, empty) on its port and wait for PING."""
         log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 -- the server keeps it
         self.proc = subprocess.Popen(
-            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
+            [
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -143,7 +154,7 @@ class Worker:
     async def spawn(cls, log: Path, **config: Any) -> Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        with open(log, "ab") as err:
+        with open(log, "ab") as err:  # noqa: ASYNC230 -- a local file, opened once
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 str(PROC),

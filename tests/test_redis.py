@@ -20,7 +20,7 @@ import pytest
 import redis.asyncio
 from redis_support import ROOT, RedisServer, Worker, shared_url
 
-from trie_cache import CachedRows, LmdbCache, MemCache, NoCache
+from trie_cache import CachedRows, MemCache, NoCache
 from trie_cache.redis import BusClosedWarning, BusError, RedisBus
 
 ROWS = CachedRows({"r": {"v": 1}}, 0.0)
@@ -251,9 +251,7 @@ async def test_closing_the_bus_leaves_local_caches_that_warn_once(
         MemCache(bus=bus)
 
 
-async def test_several_invalidations_in_a_row_keep_their_order(
-    redis_url: str, stream: str
-) -> None:
+async def test_several_invalidations_in_a_row_keep_their_order(redis_url: str, stream: str) -> None:
     async with RedisBus(redis_url, stream=stream) as a, RedisBus(redis_url, stream=stream) as b:
         cache_a, cache_b = MemCache(bus=a), MemCache(bus=b)
         prefixes = [f"k{i}/" for i in range(50)]
@@ -270,9 +268,7 @@ async def test_invalidation_reaches_every_process(
     redis_url: str, spawn: Callable[..., Awaitable[Worker]], processes: int
 ) -> None:
     workers = list(
-        await asyncio.gather(
-            *(spawn(url=redis_url, protocol=2 + i % 2) for i in range(processes))
-        )
+        await asyncio.gather(*(spawn(url=redis_url, protocol=2 + i % 2) for i in range(processes)))
     )
     for worker in workers:
         for key in ("t1/clients/1", "t1/clients/2", "t1/orders/1"):

@@ -116,9 +116,7 @@ def _decode_prefix(fields: Any) -> str | None:
     return None
 
 
-async def _bypassing_get(
-    self: Cache, key: str, max_age: float | None = None
-) -> CachedRows | None:
+async def _bypassing_get(self: Cache, key: str, max_age: float | None = None) -> CachedRows | None:
     """``get`` of a cache whose bus is lagging: a miss, counted as bypassed."""
     check_key(key)
     if max_age is not None:
