@@ -61,6 +61,12 @@ _RETRIED = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 
 #: Entries asked for in one XREAD; a shorter reply means the reader has caught up.
 _READ_COUNT = 1000
+#: ``asyncio.timeout_at`` (Python 3.11+): a deadline without wrapping the append in a task.
+_timeout_at = getattr(asyncio, "timeout_at", None)
+
+#: A reader verifies that it missed nothing at most this often (seconds), and after reconnecting.
+_VERIFY_EVERY = 0.05
+
 #: Appends sent in one pipeline by the publisher.
 _PUBLISH_BATCH = 1000
 
@@ -202,6 +208,7 @@ class RedisBus:
         self._last_contact = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
         self._lagging = False
+        self._sending = False  # an append made by a caller itself is awaiting Redis
         self._closed = False
         self._resets = 0
 
@@ -344,19 +351,49 @@ class RedisBus:
         for other in list(self._caches):
             if other is not cache:
                 await self._drop_in(other, prefix)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((prefix, future))
         assert self._wake is not None and self._drained is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._publish_timeout
+        future: asyncio.Future[None] = loop.create_future()
+        if self._queue or self._sending:
+            self._queue.append((prefix, future))
+        else:
+            # Nothing ahead of it: append from this task, without the hand-over to the publisher.
+            self._sending = True
+            self._drained.clear()
+            try:
+                if await self._append_by(prefix, deadline):
+                    return
+            finally:
+                self._sending = False
+                if self._queue:
+                    self._wake.set()
+                else:
+                    self._drained.set()
+            self._queue.appendleft((prefix, future))  # not acknowledged: first in line
         self._drained.clear()
         self._wake.set()
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._publish_timeout)
+            await asyncio.wait_for(asyncio.shield(future), max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
             raise BusError(
                 f"Redis did not acknowledge the invalidation of {prefix!r} within "
                 f"publish_timeout={self._publish_timeout}s; it was dropped locally and stays "
                 f"queued ({len(self._queue)} queued)"
             ) from None
+
+    async def _append_by(self, prefix: str, deadline: float) -> bool:
+        """Append ``prefix`` now; whether Redis acknowledged it before ``deadline``."""
+        try:
+            if _timeout_at is None:
+                loop = asyncio.get_running_loop()
+                await asyncio.wait_for(self._xadd(self._client, prefix), deadline - loop.time())
+            else:
+                async with _timeout_at(deadline):
+                    await self._xadd(self._client, prefix)
+        except Exception:  # noqa: BLE001 -- the publisher retries it and reports failures
+            return False
+        return True
 
     def _check_loop(self) -> None:
         if self._loop is None:
@@ -370,8 +407,9 @@ class RedisBus:
         assert self._wake is not None and self._drained is not None
         failures = 0
         while not self._closed:
-            if not self._queue:
-                self._drained.set()
+            if not self._queue or self._sending:
+                if not self._queue and not self._sending:
+                    self._drained.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -426,27 +464,33 @@ class RedisBus:
         return _text(await self._xadd(self._client, None))
 
     async def _read_loop(self) -> None:
+        assert self._loop is not None
         fresh = True  # the first read after (re)connecting does not block
         failures = 0
-        # The position before the reads not yet checked: while the entry there is still in the
-        # stream, nothing between it and what those reads returned was trimmed or lost.
+        # Where the oldest read not yet verified started. A round trip that verifies sends
+        # XRANGE of it before the XREAD: if that entry is still in the stream, nothing between
+        # it and the reads since was trimmed or lost (trimming removes the oldest entries
+        # first). Reads verify after a reconnect and then at most every _VERIFY_EVERY seconds.
         check = self._position
+        verified = -math.inf
         while not self._closed:
             assert self._position is not None and check is not None
+            position = self._position
+            verify = fresh or self._loop.time() - verified >= _VERIFY_EVERY
             try:
-                reply = await self._client.xread(
-                    {self._stream: self._position},
-                    count=_READ_COUNT,
-                    block=None if fresh else self._block_ms,
+                kept, reply = await self._read(
+                    check if verify else None, position, None if fresh else self._block_ms
                 )
                 self._touch()
                 entries = _entries(reply)
-                await self._apply(entries)
-                if not await self._client.xrange(self._stream, check, check):
-                    end = self._position if entries else await self._stream_end()
+                if kept:
+                    await self._apply(entries)
+                    if verify:
+                        check, verified = position, self._last_contact
+                else:
+                    self._position = _text(entries[-1][0]) if entries else await self._stream_end()
                     await self._reset(check)
-                    self._position = end
-                check = self._position
+                    check, verified = self._position, self._last_contact
             except Exception as exc:  # noqa: BLE001 -- retried; the lag watch covers it
                 failures += 1
                 fresh = True
@@ -464,9 +508,26 @@ class RedisBus:
                 logger.warning("RedisBus %s: reading again", self.origin)
                 failures = 0
             fresh = len(entries) >= _READ_COUNT
-            if not fresh and self._lagging:
+            if not fresh and self._lagging and verify:
                 self._set_lagging(False)
                 self._touch()
+
+    async def _read(self, check: str | None, position: str, block: int | None) -> tuple[bool, Any]:
+        """One round trip: whether the entry ``check`` (if given) is still there, then what
+        follows ``position`` (waiting up to ``block`` ms for something to)."""
+        if check is None:
+            return True, await self._client.xread(
+                {self._stream: position}, count=_READ_COUNT, block=block
+            )
+        async with self._client.pipeline(transaction=False) as pipe:
+            for queued in (
+                pipe.xrange(self._stream, check, check),
+                pipe.xread({self._stream: position}, count=_READ_COUNT, block=block),
+            ):
+                if asyncio.iscoroutine(queued):
+                    await queued
+            kept, reply = await pipe.execute()
+        return bool(kept), reply
 
     async def _apply(self, entries: list[Any]) -> None:
         for entry_id, fields in entries:
