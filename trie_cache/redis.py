@@ -14,13 +14,15 @@ acknowledged it. A reader task per bus follows the stream with ``XREAD BLOCK`` f
 last entry it handled (its *position*) and applies every prefix of another origin through the
 caches' own invalidation path, so fetches in flight under it store nothing.
 
-No silent loss. After each read the reader checks that the entry at its old position is still in
-the stream (``XRANGE pos pos``). Trimming removes the oldest entries first, so if that entry is
-there, nothing between it and what the read returned was lost. If it is gone -- the stream was
-trimmed past the reader, deleted, or recreated (a restart without persistence, ``FLUSHALL``) --
-the reader cannot know what it missed, and every attached cache drops everything (a *reset*).
-A position always names a real entry: a bus that finds the stream empty or absent appends a
-marker entry (an origin and no prefix) and starts there.
+No silent loss. The reader checks that the entry where an earlier read started is still in
+the stream (``XRANGE id id``, pipelined before the next ``XREAD``): trimming removes the oldest
+entries first, so if that entry is there, nothing between it and what the reads since returned
+was lost. It checks after every reconnect and then at least every 50 ms while entries flow
+(once per blocking read when idle). If the entry is gone -- the stream was trimmed past the
+reader, deleted, or recreated (a restart without persistence, ``FLUSHALL``) -- the reader
+cannot know what it missed, and every attached cache drops everything (a *reset*). A position
+always names a real entry: a bus that finds the stream empty or absent appends a marker entry
+(an origin and no prefix) and starts there.
 
 States. *connected* (the reader heard from Redis within ``max_lag`` seconds), *lagging* (it has
 not: every ``get`` of the attached caches is a miss until a read comes back with everything
@@ -476,11 +478,16 @@ class RedisBus:
         while not self._closed:
             assert self._position is not None and check is not None
             position = self._position
-            verify = fresh or self._loop.time() - verified >= _VERIFY_EVERY
+            now = self._loop.time()
+            verify = fresh or now - verified >= _VERIFY_EVERY
+            if fresh:
+                block = None
+            elif verify:
+                block = self._block_ms
+            else:  # wait no longer than until the next verification is due
+                block = max(1, int((verified + _VERIFY_EVERY - now) * 1000))
             try:
-                kept, reply = await self._read(
-                    check if verify else None, position, None if fresh else self._block_ms
-                )
+                kept, reply = await self._read(check if verify else None, position, block)
                 self._touch()
                 entries = _entries(reply)
                 if kept:
