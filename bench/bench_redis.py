@@ -2,7 +2,7 @@
 """``RedisBus``: how long an invalidation takes to reach another process, and what it costs.
 
     cd /tmp && PYTHONPATH=/path/to/checkout python /path/to/checkout/bench/bench_redis.py \\
-        [--n 10000] [--url redis://127.0.0.1:6379/0]
+        [--n 10000] [--interval-ms 1] [--url redis://127.0.0.1:6379/0]
 
 Without ``--url`` the script starts a private ``redis-server`` (persistence off) on a free
 loopback port and stops it at the end. Two processes: this one (A) and a reader (B, this
@@ -10,7 +10,8 @@ script run with ``--reader``), both timing with ``CLOCK_MONOTONIC``, which one m
 between processes.
 
 * Propagation delay, bus: A calls ``await cache.invalidate_prefix(p)`` on a ``MemCache`` with a
-  ``RedisBus`` ``--n`` times, one after the other; B, a ``MemCache`` on its own bus, notes when
+  ``RedisBus`` ``--n`` times, one every ``--interval-ms`` (1 ms; 0 sends back to back, which
+  measures whether B keeps up rather than the delay); B, a ``MemCache`` on its own bus, notes when
   its local drop of ``p`` runs. Delay = B's drop - the start of A's call. p50, p99, max.
 * Propagation delay, raw redis-py (the baseline, same run, same server): A awaits
   ``XADD`` ``--n`` times; B loops on ``XREAD BLOCK`` and notes when each entry arrives.
@@ -125,27 +126,38 @@ def delays(proc: subprocess.Popen[str], started: dict[str, int]) -> list[float]:
     return [(arrived[p] - started[p]) / 1e6 for p in started]  # ms
 
 
-async def propagation_bus(url: str, n: int) -> list[float]:
+async def pace(i: int, first: float, interval: float) -> None:
+    """Sleep until the ``i``-th send is due, ``interval`` seconds apart from ``first``."""
+    due = first + i * interval - time.monotonic()
+    if due > 0:
+        await asyncio.sleep(due)
+
+
+async def propagation_bus(url: str, n: int, interval: float) -> list[float]:
     stream = f"bench:{uuid.uuid4().hex}"
     proc = spawn_reader("bus", url, stream, n)
     started: dict[str, int] = {}
     async with RedisBus(url, stream=stream, maxlen=n * 2) as bus:
         cache = MemCache(bus=bus)
         await asyncio.sleep(0.2)
+        first = time.monotonic()
         for i in range(n):
+            await pace(i, first, interval)
             prefix = f"t{i % 50}/clients/{i}/"
             started[prefix] = time.monotonic_ns()
             await cache.invalidate_prefix(prefix)
     return delays(proc, started)
 
 
-async def propagation_raw(url: str, n: int) -> list[float]:
+async def propagation_raw(url: str, n: int, interval: float) -> list[float]:
     stream = f"bench:{uuid.uuid4().hex}"
     proc = spawn_reader("raw", url, stream, n)
     started: dict[str, int] = {}
     client = redis.asyncio.Redis.from_url(url)
     await asyncio.sleep(0.2)
+    first = time.monotonic()
     for i in range(n):
+        await pace(i, first, interval)
         prefix = f"t{i % 50}/clients/{i}/"
         started[prefix] = time.monotonic_ns()
         await client.xadd(stream, {"o": "bench", "p": prefix}, maxlen=n * 2, approximate=True)
@@ -233,13 +245,13 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-async def main(url: str, n: int) -> None:
+async def main(url: str, n: int, interval: float) -> None:
     print(
         f"trie_cache {trie_cache.__version__}, core {trie_cache.CORE}, redis-py "
-        f"{redis.__version__}, n={n}, load {os.getloadavg()[0]:.2f}"
+        f"{redis.__version__}, n={n}, interval {interval * 1000:g} ms, load {os.getloadavg()[0]:.2f}"
     )
-    raw = await propagation_raw(url, n)
-    bus = await propagation_bus(url, n)
+    raw = await propagation_raw(url, n, interval)
+    bus = await propagation_bus(url, n, interval)
     print("\npropagation delay, A's call -> B (ms)      p50      p99      max")
     for name, values in (("raw redis-py XADD -> XREAD", raw), ("RedisBus invalidate -> drop", bus)):
         p = percentiles(values)
@@ -267,6 +279,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--url")
+    parser.add_argument(
+        "--interval-ms", type=float, default=1.0, help="between sends (0: back to back)"
+    )
     parser.add_argument("--reader", choices=["bus", "raw"], help=argparse.SUPPRESS)
     parser.add_argument("--stream", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -277,12 +292,12 @@ if __name__ == "__main__":
         f"the benchmark runs on the compiled core, not {trie_cache.CORE}"
     )
     if args.url:
-        asyncio.run(main(args.url, args.n))
+        asyncio.run(main(args.url, args.n, args.interval_ms / 1000))
     else:
         with tempfile.TemporaryDirectory() as folder:
             server, server_url = start_server(Path(folder))
             try:
-                asyncio.run(main(server_url, args.n))
+                asyncio.run(main(server_url, args.n, args.interval_ms / 1000))
             finally:
                 server.send_signal(signal.SIGTERM)
                 server.wait()
