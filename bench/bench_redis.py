@@ -81,10 +81,10 @@ async def reader(mode: str, url: str, stream: str, n: int) -> None:
             arrived = cache.dropped
     else:
         client = redis.asyncio.Redis.from_url(url)
-        last = "$"
+        last: Any = "$"
         print("ready", flush=True)
         while len(arrived) < n:
-            reply = await client.xread({stream: last}, count=1000, block=1000)
+            reply: Any = await client.xread({stream: last}, count=1000, block=1000)
             now = time.monotonic_ns()
             for _, entries in reply:
                 for entry_id, fields in entries:
@@ -192,9 +192,11 @@ async def append_cost(url: str, n: int) -> dict[str, dict[str, float]]:
     async def follow() -> None:
         # What a bus does besides appending: read the stream, own entries included.
         reader = redis.asyncio.Redis.from_url(url)
-        last = (await reader.xrevrange(stream, "+", "-", count=1))[0][0]
+        newest: Any = await reader.xrevrange(stream, "+", "-", count=1)
+        last = newest[0][0]
         while not stop.is_set():  # redis-py may swallow a cancellation: stop by a flag
-            for _, entries in await reader.xread({stream: last}, count=1000, block=100):
+            reply: Any = await reader.xread({stream: last}, count=1000, block=100)
+            for _, entries in reply:
                 last = entries[-1][0]
         await reader.aclose()
 

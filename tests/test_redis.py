@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytest.importorskip("redis", reason="redis-py is not installed (pip install '.[test]')")
+
 import redis.asyncio
 from redis_support import ROOT, RedisServer, Worker, shared_url
 
@@ -75,7 +78,7 @@ async def stream_prefixes(url: str, stream: str) -> list[str]:
     """The prefixes in the stream, oldest first (marker entries left out)."""
     client = redis.asyncio.Redis.from_url(url, decode_responses=True)
     try:
-        entries = await client.xrange(stream)
+        entries: Any = await client.xrange(stream)
     finally:
         await client.aclose()
     return [fields["p"] for _, fields in entries if "p" in fields]
