@@ -62,13 +62,14 @@ def ping(url: str, timeout: float = 10.0) -> None:
 class RedisServer:
     """A private redis-server (persistence off) on a free loopback port, in ``folder``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *extra: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             unavailable("no redis-server on PATH (apt-get install redis-server)")
         assert binary is not None
         self.binary = binary
         self.folder = folder
+        self.extra = extra
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -90,6 +91,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.folder),
+                *self.extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -456,3 +456,88 @@ async def test_readme_example_runs_as_printed(redis_url: str) -> None:
     namespace: dict[str, Any] = {}
     exec(compile(source, "README RedisBus example", "exec"), namespace)  # noqa: S102
     await namespace["example"]()
+
+
+# -- Sentinel and Cluster clients, each on private servers ---------------------------------------
+
+
+@pytest.fixture
+def sentinel(server: RedisServer, tmp_path: Path) -> Iterator[int]:
+    """A Sentinel watching ``server`` as master "trie"; yields the Sentinel's port."""
+    from redis_support import free_port, ping
+
+    port = free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor trie 127.0.0.1 {server.port} 1\n"
+    )
+    proc = subprocess.Popen(
+        [server.binary, str(conf), "--sentinel"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        ping(f"redis://127.0.0.1:{port}/0")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+async def test_sentinel_managed_clients(sentinel: int, stream: str) -> None:
+    from redis.asyncio.sentinel import Sentinel
+
+    sentinels = [Sentinel([("127.0.0.1", sentinel)], protocol=protocol) for protocol in (2, 3)]
+    clients = [watcher.master_for("trie") for watcher in sentinels]
+    async with RedisBus(clients[0], stream=stream) as a, RedisBus(clients[1], stream=stream) as b:
+        cache_a, cache_b = MemCache(bus=a), MemCache(bus=b)
+        await cache_b.put("t1/clients/1", ROWS)
+        await cache_b.put("t1/orders/1", ROWS)
+        assert await cache_a.invalidate_prefix("t1/clients/") == 0
+        await wait_for(lambda: cache_b.stats().remote_invalidations == 1)
+        assert await cache_b.get("t1/clients/1") is None
+        assert await cache_b.get("t1/orders/1") is ROWS
+    for client in clients:
+        await client.aclose()
+    for watcher in sentinels:
+        for connection in watcher.sentinels:
+            await connection.aclose()
+
+
+async def test_cluster_clients(tmp_path: Path, stream: str) -> None:
+    folder = tmp_path / "cluster"
+    folder.mkdir()
+    node = RedisServer(
+        folder, "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf")
+    )
+    try:
+        admin = redis.Redis(port=node.port)
+        admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # a one-node cluster
+        deadline = time.monotonic() + 10
+        while b"cluster_state:ok" not in admin.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline, "the one-node cluster never came up"
+            time.sleep(0.05)
+        admin.close()
+        clients = [
+            redis.asyncio.RedisCluster(host="127.0.0.1", port=node.port, protocol=protocol)
+            for protocol in (2, 3)
+        ]
+        async with (
+            RedisBus(clients[0], stream=stream, maxlen=10) as a,
+            RedisBus(clients[1], stream=stream) as b,
+        ):
+            cache_a, cache_b = MemCache(bus=a), MemCache(bus=b)
+            await cache_b.put("t1/clients/1", ROWS)
+            await cache_b.put("t1/orders/1", ROWS)
+            await cache_a.invalidate_prefix("t1/clients/")
+            await wait_for(lambda: cache_b.stats().remote_invalidations == 1)
+            assert await cache_b.get("t1/clients/1") is None
+            assert await cache_b.get("t1/orders/1") is ROWS
+            # Several queued appends go out in one cluster pipeline.
+            await asyncio.gather(*(cache_a.invalidate_prefix(f"k{i}/") for i in range(20)))
+            await wait_for(lambda: cache_b.stats().remote_invalidations == 21)
+        for client in clients:
+            await client.aclose()
+    finally:
+        node.stop()
