@@ -517,7 +517,7 @@ async def test_cluster_clients(tmp_path: Path, stream: str) -> None:
         deadline = time.monotonic() + 10
         while b"cluster_state:ok" not in admin.execute_command("CLUSTER", "INFO"):
             assert time.monotonic() < deadline, "the one-node cluster never came up"
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         admin.close()
         clients = [
             redis.asyncio.RedisCluster(host="127.0.0.1", port=node.port, protocol=protocol)
