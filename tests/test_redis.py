@@ -486,8 +486,9 @@ def sentinel(server: RedisServer, tmp_path: Path) -> Iterator[int]:
 
 
 async def test_sentinel_managed_clients(sentinel: int, stream: str) -> None:
-    from redis.asyncio.sentinel import Sentinel
+    from redis.asyncio import sentinel as sentinel_module
 
+    Sentinel: Any = sentinel_module.Sentinel  # untyped in redis-py
     sentinels = [Sentinel([("127.0.0.1", sentinel)], protocol=protocol) for protocol in (2, 3)]
     clients = [watcher.master_for("trie") for watcher in sentinels]
     async with RedisBus(clients[0], stream=stream) as a, RedisBus(clients[1], stream=stream) as b:
@@ -512,7 +513,7 @@ async def test_cluster_clients(tmp_path: Path, stream: str) -> None:
         folder, "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf")
     )
     try:
-        admin = redis.Redis(port=node.port)
+        admin: Any = redis.Redis(port=node.port)
         admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)  # a one-node cluster
         deadline = time.monotonic() + 10
         while b"cluster_state:ok" not in admin.execute_command("CLUSTER", "INFO"):
