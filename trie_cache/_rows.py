@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import math
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from collections.abc import Set as AbstractSet
+from itertools import chain
 from types import MappingProxyType
 from typing import Any, Final, cast
 
@@ -50,6 +53,78 @@ def _freeze(value: object, depth: int) -> Any:
     if isinstance(value, AbstractSet):
         return frozenset(value)
     return value
+
+
+#: Ids of objects the whole process shares (CPython keeps them for its lifetime), which
+#: ``nbytes`` does not count: ``None``, ``True``, ``False`` and the small ints.
+_SHARED_IDS: Final = frozenset(map(id, [None, True, False, *range(-5, 257)]))
+_PROXY_BYTES: Final = sys.getsizeof(MappingProxyType({}))
+#: Bytes of a read-only record of n fields, the dict behind it included (the constructor and
+#: the decoders all build it by insertion, which gives this size): index n.
+_record_bytes: list[int] = []
+
+
+def _record_sizes(most: int) -> list[int]:
+    """``_record_bytes``, extended to index ``most``."""
+    table = _record_bytes
+    if len(table) <= most:
+        grown: dict[str, None] = {}
+        for n in range(most + 1):
+            if n > 0:
+                grown[str(n)] = None
+            if n >= len(table):
+                table.append(_PROXY_BYTES + sys.getsizeof(grown))
+    return table
+
+
+def _owned(value: object, seen: set[int], names: set[str]) -> int:
+    """Bytes of ``value`` (not counted yet) and of what it contains; ``seen`` holds the ids
+    counted, ``names`` the ``str`` map keys counted (once per text)."""
+    if isinstance(value, MappingProxyType):
+        size = sys.getsizeof(value) + sum(map(sys.getsizeof, gc.get_referents(value)))
+        for key, item in value.items():
+            if type(key) is str:
+                if key not in names:
+                    names.add(key)
+                    size += sys.getsizeof(key)
+            elif id(key) not in seen and id(key) not in _SHARED_IDS:
+                seen.add(id(key))
+                size += _owned(key, seen, names)
+            if id(item) not in seen and id(item) not in _SHARED_IDS:
+                seen.add(id(item))
+                size += _owned(item, seen, names)
+        return size
+    size = sys.getsizeof(value)
+    if isinstance(value, (tuple, frozenset)):
+        for item in value:
+            if id(item) not in seen and id(item) not in _SHARED_IDS:
+                seen.add(id(item))
+                size += _owned(item, seen, names)
+    return size
+
+
+def _rows_nbytes(rows: CachedRows) -> int:
+    """The estimate ``CachedRows.nbytes`` documents."""
+    records = rows._rows
+    size = sys.getsizeof(rows) + sys.getsizeof(records)
+    size += sum(map(sys.getsizeof, gc.get_referents(records)))
+    if not records:
+        return size
+    size += sum(map(sys.getsizeof, records))
+    widths = list(map(len, records.values()))
+    size += sum(map(_record_sizes(max(widths)).__getitem__, widths))
+    names = set(chain.from_iterable(records.values()))
+    size += sum(map(sys.getsizeof, names))
+    values = list(chain.from_iterable([record.values() for record in records.values()]))
+    distinct = dict(zip(map(id, values), values))
+    for shared in _SHARED_IDS & distinct.keys():
+        del distinct[shared]
+    if rows._flat:
+        return size + sum(map(sys.getsizeof, distinct.values()))
+    seen = set(distinct)
+    for value in distinct.values():
+        size += _owned(value, seen, names)
+    return size
 
 
 def _thaw(value: object) -> Any:
@@ -113,11 +188,12 @@ class CachedRows:
     equal. An instance is always true, even with no rows, so ``if rows:`` tests for a hit.
     """
 
-    __slots__ = ("_fetched_at", "_flat", "_rows")
+    __slots__ = ("_fetched_at", "_flat", "_nbytes", "_rows")
 
     _rows: Mapping[str, Record]
     _fetched_at: float
     _flat: bool  # every field value is a scalar: CBOR encoding needs no deep copy
+    _nbytes: int  # set on the first read of ``nbytes``
 
     def __init__(
         self, rows: Mapping[str, Mapping[str, Any]], fetched_at: float | None = None
@@ -137,6 +213,33 @@ class CachedRows:
     def fetched_at(self) -> float:
         """When the rows were fetched, in epoch seconds."""
         return self._fetched_at
+
+    @property
+    def nbytes(self) -> int:
+        """An estimate, in bytes, of the memory these rows hold in this process.
+
+        Counted, with ``sys.getsizeof``: this object; the read-only mapping of rows and the
+        dict behind it; each row id; each record's read-only mapping and dict; each field
+        name, and each ``str`` key of a nested map, once per distinct text (the records of
+        one query share their field names, and rows read back from ``LmdbCache`` share
+        them); every field value, with what it contains (nested read-only maps and their
+        dicts, tuples, frozensets, their items). Any other object held in several places is
+        counted once (by identity). Not counted: ``None``, ``True``, ``False`` and ints from -5 to
+        256, which the whole process shares; what a value refers to without owning it
+        (a ``datetime``'s ``tzinfo``); the cache key, which is not part of the rows.
+
+        Rows of the same content have the same ``nbytes`` whether they come from the
+        constructor, :meth:`from_cbor` or an ``LmdbCache`` read, with either core, unless
+        the constructor was given one object in several places (then it holds, and counts,
+        that object once). Computed on first read, then kept; the constructor and reads
+        pay nothing for it.
+        """
+        try:
+            return self._nbytes
+        except AttributeError:
+            size = _rows_nbytes(self)
+            object.__setattr__(self, "_nbytes", size)
+            return size
 
     def age(self, now: float | None = None) -> float:
         """Seconds since the rows were fetched (``now`` defaults to ``time.time()``)."""
