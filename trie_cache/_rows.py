@@ -46,6 +46,8 @@ _LEAVES: Final = frozenset(
     {date, Decimal, UUID, IPv4Address, IPv6Address, IPv4Network, IPv6Network}
     | {IPv4Interface, IPv6Interface}
 )
+#: The usual types of lists, tuples, maps and sets given (their subclasses are too).
+_CONTAINER_TYPES: Final = frozenset({list, tuple, dict, set, frozenset, MappingProxyType})
 #: Types of the read-only copies of lists, tuples, maps and sets.
 _FROZEN_CONTAINERS: Final = frozenset({tuple, MappingProxyType, frozenset})
 #: What ``CachedRows`` accepts, for error messages (the README and the class docstring have
@@ -187,8 +189,10 @@ def _freeze(value: object, depth: int, memo: _Memo | None = None) -> Any:
     if kind in _LEAVES:
         return _decimal(value) if kind is Decimal else value  # type: ignore[arg-type]
     if kind is datetime:
+        if value.tzinfo is timezone.utc and not value.fold:  # type: ignore[attr-defined]
+            return value
         return _aware(value)  # type: ignore[arg-type]
-    if isinstance(value, (list, tuple, Mapping, AbstractSet)):
+    if kind in _CONTAINER_TYPES or isinstance(value, (list, tuple, Mapping, AbstractSet)):
         return _freeze_container(value, depth, memo)
     return _convert(value)
 
@@ -209,31 +213,52 @@ def _freeze_container(value: object, depth: int, memo: _Memo | None) -> Any:
                 raise ValueError(f"a {name} that contains itself (cyclic values cannot be stored)")
             return met[1]
         memo.copies[id(value)] = (value, _BUSY, 0)  # kept alive, so its id stays its own
+    # Scalars are taken as they are, inline (most items are); a container's copy adds the
+    # items it is written out as (``written``, known once it is copied).
+    copies = None if memo is None else memo.copies
+    plain, containers = _PLAIN, _FROZEN_CONTAINERS
     frozen: Any
     written = 1
-    if isinstance(value, Mapping):
+    given = type(value)
+    if given is dict or (given is not list and given is not tuple and isinstance(value, Mapping)):
+        mapping = cast("Mapping[Any, Any]", value)
         items: dict[Any, Any] = {}
-        for given_key, given_item in value.items():
-            key = _freeze(given_key, depth + 1, memo)
-            item = _freeze(given_item, depth + 1, memo)
-            if memo is not None:
-                written += memo.size(given_key, key) + memo.size(given_item, item)
+        for key, item in mapping.items():
+            kind = type(key)
+            if kind not in plain and (kind is not str or not key.isascii()):
+                copy = _freeze(key, depth + 1, memo)
+                if copies is not None and type(copy) in containers:
+                    written += copies[id(key)][2] - 1
+                key = copy
+            kind = type(item)
+            if kind not in plain and (kind is not str or not item.isascii()):
+                copy = _freeze(item, depth + 1, memo)
+                if copies is not None and type(copy) in containers:
+                    written += copies[id(item)][2] - 1
+                item = copy
             try:
                 items[key] = item
             except TypeError:
                 raise TypeError(
                     f"a map key of type {type(key).__name__} is not hashable once frozen"
                 ) from None
-        if len(items) != len(value):
+        if len(items) != len(mapping):
             raise ValueError("two keys of a map are equal once frozen")
         frozen = MappingProxyType(items)
         refs = 2 * len(items)
     else:
-        given = list(value)  # type: ignore[call-overload]
-        members = [_freeze(item, depth + 1, memo) for item in given]
-        if memo is not None:
-            written += sum(map(memo.size, given, members))
-        if isinstance(value, AbstractSet):
+        members: list[Any] = []
+        append = members.append
+        for item in value:  # type: ignore[attr-defined]
+            kind = type(item)
+            if kind in plain or (kind is str and item.isascii()):
+                append(item)
+                continue
+            copy = _freeze(item, depth + 1, memo)
+            if copies is not None and type(copy) in containers:
+                written += copies[id(item)][2] - 1
+            append(copy)
+        if given is not list and given is not tuple and isinstance(value, AbstractSet):
             try:
                 frozen = frozenset(members)
             except TypeError:
@@ -243,6 +268,7 @@ def _freeze_container(value: object, depth: int, memo: _Memo | None) -> Any:
         else:
             frozen = tuple(members)
         refs = len(members)
+    written += refs
     if memo is not None:
         memo.copies[id(value)] = (value, frozen, written)
         memo.refs += refs
