@@ -285,15 +285,18 @@ _record_bytes: list[int] = []
 
 
 def _record_sizes(most: int) -> list[int]:
-    """``_record_bytes``, extended to index ``most``."""
+    """``_record_bytes``, covering index ``most`` (rebuilt whole, so threads never see a
+    table in the middle of growing)."""
+    global _record_bytes
     table = _record_bytes
     if len(table) <= most:
         grown: dict[str, None] = {}
-        for n in range(most + 1):
+        table = []
+        for n in range(max(most + 1, 2 * len(_record_bytes))):
             if n > 0:
                 grown[str(n)] = None
-            if n >= len(table):
-                table.append(_PROXY_BYTES + sys.getsizeof(grown))
+            table.append(_PROXY_BYTES + sys.getsizeof(grown))
+        _record_bytes = table
     return table
 
 
