@@ -129,7 +129,8 @@ def _aware(value: datetime) -> datetime:
         )
     if offset % timedelta(minutes=1):
         raise ValueError(
-            f"datetime with UTC offset {offset} cannot be stored: CBOR keeps whole minutes"
+            f"datetime with UTC offset {'-' if offset < timedelta(0) else '+'}{abs(offset)} "
+            "cannot be stored: CBOR keeps whole minutes"
         )
     tz = value.tzinfo
     if type(value) is datetime and tz is timezone.utc and not value.fold:
