@@ -433,3 +433,16 @@ def test_any_accepted_value_comes_back_the_same_from_cbor_and_both_decoders(
         assert got == rows
         assert [kinds(v) for v in got.rows["r1"].values()] == want
         assert got.nbytes == back.nbytes
+
+
+def test_a_datetime_is_held_as_cbor_gives_it_back() -> None:
+    plain = datetime(2024, 1, 1, 9, tzinfo=PLUS_2)
+    named = datetime(2024, 1, 1, 9, tzinfo=timezone(timedelta(hours=2), "CEST"))
+    folded = datetime(2024, 1, 1, 9, tzinfo=UTC, fold=1)
+    rows = CachedRows({"r": {"plain": plain, "named": named, "folded": folded}}, 1.0)
+    held = rows.rows["r"]
+    assert held["plain"] is plain  # nothing to change
+    back = CachedRows.from_cbor(rows.to_cbor()).rows["r"]
+    for field in ("plain", "named", "folded"):
+        assert repr(held[field]) == repr(back[field]), field
+    assert held["named"].tzname() == "UTC+02:00" and held["folded"].fold == 0

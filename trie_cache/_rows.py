@@ -133,8 +133,13 @@ def _aware(value: datetime) -> datetime:
             "cannot be stored: CBOR keeps whole minutes"
         )
     tz = value.tzinfo
-    if type(value) is datetime and tz is timezone.utc and not value.fold:
-        return value
+    if (
+        type(value) is datetime
+        and not value.fold
+        and type(tz) is timezone
+        and len(tz.__getinitargs__()) == 1  # type: ignore[attr-defined]
+    ):
+        return value  # already as CBOR gives it back: an unnamed fixed offset
     return datetime(
         value.year,
         value.month,
