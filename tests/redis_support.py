@@ -70,38 +70,48 @@ class RedisServer:
         self.binary = binary
         self.folder = folder
         self.extra = extra
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
+        for _ in range(3):  # a free port can be taken by another process before the server binds
+            self.port = free_port()
+            self.url = f"redis://127.0.0.1:{self.port}/0"
+            try:
+                self.start()
+                return
+            except AssertionError as exc:
+                failure = str(exc)
+        unavailable(failure)
 
     def start(self) -> None:
-        """Start the server (again, empty) on its port and wait for PING."""
-        log = open(self.folder / "redis.log", "ab")  # noqa: SIM115 -- the server keeps it
-        self.proc = subprocess.Popen(
-            [
-                self.binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.folder),
-                *self.extra,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        """Start the server (again, empty) on its port and wait for PING; AssertionError (with
+        the server's log) if it does not answer."""
+        log_path = self.folder / "redis.log"
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.folder),
+                    *self.extra,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             ping(self.url)
         except redis.RedisError:
             self.stop()
-            unavailable(f"redis-server did not start on port {self.port}")
+            tail = log_path.read_text(errors="replace")[-2000:]
+            raise AssertionError(
+                f"redis-server did not answer on port {self.port}; its log:\n{tail}"
+            ) from None
 
     def pause(self) -> None:
         assert self.proc is not None
