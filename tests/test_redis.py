@@ -392,12 +392,16 @@ async def test_lagging_cache_still_fetches_and_returns_rows(
                 return fetched
 
             assert await cache.get_or_fetch("a/2", fetch) is fetched
+            late = MemCache(bus=bus)  # attached while lagging: it bypasses too
+            await late.put("b/1", ROWS)
+            assert await late.get("b/1") is None
             with pytest.raises(TypeError, match="cache keys must be str, not int"):
                 await cache.get(1)  # type: ignore[arg-type]
         finally:
             server.resume()
         await wait_for(lambda: not bus.lagging)
         assert await cache.get("a/1") is ROWS
+        assert await late.get("b/1") is ROWS
         stats = cache.stats()
         assert stats.bypassed == 2 and stats.misses == 2  # the refused key is not counted
 
