@@ -546,3 +546,20 @@ async def test_cluster_clients(tmp_path: Path, stream: str) -> None:
             await client.aclose()
     finally:
         node.stop()
+
+
+async def test_closing_with_redis_down_reports_what_was_never_appended(
+    server: RedisServer, stream: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = RedisBus(server.url, stream=stream, publish_timeout=0.2)
+    await bus.start()
+    cache = MemCache(bus=bus)
+    server.kill()
+    with pytest.raises(BusError, match="stays queued"):
+        await cache.invalidate_prefix("a/")
+    started = time.monotonic()
+    with caplog.at_level("WARNING", logger="trie_cache.redis"):
+        await bus.aclose()
+    assert time.monotonic() - started < 5.0
+    assert bus.closed and bus.queued == 0
+    assert "closed with 1 prefixes never appended" in caplog.text
