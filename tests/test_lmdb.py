@@ -394,7 +394,8 @@ async def test_one_failing_request_does_not_fail_its_batch(
         *(cache.put(k, rows()) for k in ("a", "bad", "b")), return_exceptions=True
     )
     assert results[0] is None and results[2] is None
-    assert isinstance(results[1], lmdb.BadValsizeError)
+    assert isinstance(results[1], LmdbCacheError) and "BadValsizeError: injected" in str(results[1])
+    assert isinstance(results[1].__cause__, lmdb.BadValsizeError)
     assert await cache.get("a") == rows() and await cache.get("b") == rows()
     assert await cache.get("bad") is None
 
