@@ -486,7 +486,9 @@ _GOOD = rows(2)
         pytest.param(_GOOD.to_cbor(), id="cbor-without-checksum"),
         pytest.param(_lmdb_format.frame_value(b"", _GOOD.to_cbor())[:-3], id="truncated"),
         pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps("rows")), id="wrong-shape"),
-        pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, [1]])), id="rows-not-a-map"),
+        pytest.param(
+            _lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, [1]])), id="rows-not-a-map"
+        ),
         pytest.param(_lmdb_format.frame_value(b"", b"\xff\xff"), id="invalid-cbor"),
         pytest.param(
             _lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}])), id="record-not-a-map"
@@ -495,14 +497,18 @@ _GOOD = rows(2)
             _lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}]), flat=True),
             id="flat-record-not-a-map",
         ),
-        pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps([1, 2, {}])), id="fetched-at-not-float"),
+        pytest.param(
+            _lmdb_format.frame_value(b"", cbor2.dumps([1, 2, {}])), id="fetched-at-not-float"
+        ),
         pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps([])), id="empty-array"),
         pytest.param(
             _lmdb_format.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "s"]]), flat=True),
             id="ragged-table",
         ),
         pytest.param(
-            _lmdb_format.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "r", 2]]), flat=True),
+            _lmdb_format.frame_value(
+                b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "r", 2]]), flat=True
+            ),
             id="table-with-a-repeated-row-id",
         ),
         pytest.param(
