@@ -22,7 +22,7 @@ import lmdb
 import pytest
 
 from trie_cache import CachedRows, LmdbCache
-from trie_cache._lmdb import LmdbCacheError
+from trie_cache._lmdb import LmdbCacheClosedError, LmdbCacheError
 
 ROOT = Path(__file__).resolve().parents[1]
 PROC = Path(__file__).with_name("lmdb_proc.py")
@@ -321,3 +321,13 @@ async def test_a_read_lmdb_refuses_raises_lmdb_cache_error(tmp_path: Path) -> No
             await c.put("k2", rows())  # a write needs no reader slot
     finally:
         other.finish()
+
+
+async def test_the_closed_error_is_an_lmdb_cache_error(tmp_path: Path) -> None:
+    c = LmdbCache(tmp_path / "db")
+    await c.aclose()
+    for call in (c.get("k"), c.put("k", rows()), c.invalidate_prefix(""), c.count()):
+        with pytest.raises(LmdbCacheError, match="is closed") as info:
+            await call
+        assert isinstance(info.value, LmdbCacheClosedError)
+        assert isinstance(info.value, RuntimeError)  # what it was before

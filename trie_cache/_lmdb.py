@@ -114,10 +114,10 @@ _ATTEMPTS: Final = 64
 
 
 class LmdbCacheError(Exception):
-    """The folder cannot serve as an ``LmdbCache``: corrupt, another layout, or full."""
+    """The folder cannot serve as an ``LmdbCache``: corrupt, another layout, full, I/O error."""
 
 
-class LmdbCacheClosedError(RuntimeError):
+class LmdbCacheClosedError(LmdbCacheError, RuntimeError):
     """The ``LmdbCache`` was closed; open a new one to go on."""
 
 
@@ -895,6 +895,8 @@ class LmdbCache(Cache):
         )
         try:
             await store.submit(_DROP_IF_SAME, lkey, value)
+        except LmdbCacheClosedError:
+            raise
         except LmdbCacheError as exc:
             logger.warning("LmdbCache %s: cannot remove key %r: %s", store.path, key, exc)
         return None
@@ -940,11 +942,19 @@ class LmdbCache(Cache):
         return self
 
     async def aclose(self) -> None:
-        """Finish queued writes, close the folder and stop the writer thread."""
-        await asyncio.wrap_future(self._store.stop())
-        await asyncio.to_thread(self._store.thread.join)
+        """Finish queued writes, close the folder and stop the writer thread.
+
+        Raises :class:`LmdbCacheError` if the final sync of a ``durable=False`` cache
+        fails; the folder is closed and the thread stopped all the same.
+        """
+        try:
+            await asyncio.wrap_future(self._store.stop())
+        finally:
+            await asyncio.to_thread(self._store.thread.join)
 
     def close(self) -> None:
         """``aclose`` for synchronous code: blocks until queued writes are committed."""
-        self._store.stop().result()
-        self._store.thread.join()
+        try:
+            self._store.stop().result()
+        finally:
+            self._store.thread.join()
