@@ -109,6 +109,8 @@ _DROP_IF_SAME: Final = 2
 _REMAP: Final = 3
 _STOP: Final = 4
 _SYNC: Final = 5
+# Requests that remove data: they may use the reserve at max_map_size.
+_CLEANING: Final = frozenset({_INVALIDATE, _DROP_IF_SAME})
 # Tries at one write, read or open while the map fills or other processes resize it.
 _ATTEMPTS: Final = 64
 
@@ -477,7 +479,7 @@ class _Store:
                         with env.begin(write=True, parent=txn, db=self.rows_db) as child:
                             result = self._do(child, req)
                     except Exception as exc:  # noqa: BLE001 - this request's outcome
-                        if req[0] != _PUT:
+                        if req[0] in _CLEANING:
                             rest = batch[i:]
                             break
                         outcomes.append((self._failure(exc), None))
@@ -496,7 +498,7 @@ class _Store:
     def _apply_alone(self, req: tuple[Any, ...]) -> tuple[BaseException | None, object]:
         """``req`` in a write transaction of its own; cleaning may use the whole map."""
         kind = req[0]
-        if kind != _INVALIDATE and kind != _DROP_IF_SAME:
+        if kind not in _CLEANING:
             return self._run_alone(req, self._put_limit)
         try:
             outcome = self._run_alone(req, self._max_map_size)
