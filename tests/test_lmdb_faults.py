@@ -178,19 +178,21 @@ async def test_at_the_limit_only_the_put_that_does_not_fit_fails_in_its_batch(
                 asyncio.ensure_future(c.put("small", rows(1))),
                 asyncio.ensure_future(c.get("corrupt")),  # queues the removal of the value
                 asyncio.ensure_future(c.invalidate_prefix("old/")),
+                asyncio.ensure_future(c.put("old/after", rows(2))),  # lands after it
             ]
-            await until(lambda: store._queue.qsize() == 4, "the batch is queued")
+            await until(lambda: store._queue.qsize() == 5, "the batch is queued")
         finally:
             await asyncio.to_thread(holder.finish)
         results = await asyncio.gather(first, *batch, return_exceptions=True)
     assert results[0] is None
     assert isinstance(results[1], LmdbCacheError)
     assert "full at max_map_size=524288" in str(results[1])
-    assert results[2:] == [None, None, 20]
+    assert results[2:] == [None, None, 20, None]
     async with LmdbCache(path) as c:
         assert await c.get("huge") is None
         assert await c.get("small") == rows(1) and await c.get("first") == rows()
-        assert await c.count() == 2  # "corrupt" and "old/*" are gone
+        assert await c.get("old/after") == rows(2)
+        assert await c.count() == 3  # "corrupt" and the 20 older "old/" keys are gone
 
 
 async def test_a_full_cache_can_always_be_cleaned(tmp_path: Path) -> None:
