@@ -134,7 +134,7 @@ async def _bypassing_get(self: Cache, key: str, max_age: float | None = None) ->
     return None
 
 
-def _check_seconds(name: str, value: object, *, positive: bool = True) -> float:
+def _check_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     seconds = float(value)
@@ -173,13 +173,7 @@ class RedisBus:
         max_lag: float = 5.0,
         publish_timeout: float = 2.0,
     ) -> None:
-        if isinstance(url_or_client, str):
-            self._client: Any = redis.asyncio.Redis.from_url(url_or_client)
-            self._owns_client = True
-        elif isinstance(url_or_client, (redis.asyncio.Redis, redis.asyncio.RedisCluster)):
-            self._client = url_or_client
-            self._owns_client = False
-        else:
+        if not isinstance(url_or_client, (str, redis.asyncio.Redis, redis.asyncio.RedisCluster)):
             raise TypeError(
                 "url_or_client must be a Redis URL (str) or a redis.asyncio client, "
                 f"not {type(url_or_client).__name__}"
@@ -196,6 +190,13 @@ class RedisBus:
         self._maxlen = maxlen
         self._max_lag = _check_seconds("max_lag", max_lag)
         self._publish_timeout = _check_seconds("publish_timeout", publish_timeout)
+        # The client last: a bad argument leaves no client behind.
+        if isinstance(url_or_client, str):
+            self._client: Any = redis.asyncio.Redis.from_url(url_or_client)
+            self._owns_client = True
+        else:
+            self._client = url_or_client
+            self._owns_client = False
         self._block_ms = max(1, int(min(self._max_lag / 4, 2.0) * 1000))
         #: Written into every entry this bus appends; its reader skips these.
         self.origin = uuid.uuid4().hex
