@@ -8,6 +8,7 @@ single-flights.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -131,8 +132,13 @@ async def test_concurrent_misses_share_one_fetch(cache: Cache) -> None:
 
 @ALL
 async def test_different_keys_fetch_separately(cache: Cache) -> None:
-    fetch = Fetcher()
-    await asyncio.gather(*(cache.get_or_fetch(f"t/{i % 3}", fetch) for i in range(30)))
+    # Gated, so that the 30 calls overlap: a fetch that does not suspend completes inline,
+    # before the next call starts, and on NoCache that next call fetches again.
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch(f"t/{i % 3}", fetch)) for i in range(30)]
+    await _all_joined(cache, 28)
+    fetch.gate.set()
+    await asyncio.gather(*callers)
     assert fetch.calls == 3
 
 
@@ -450,3 +456,56 @@ async def test_stats_count_a_read_through_session(cache: Cache) -> None:
         invalidations=1,
         keys_removed=0,
     )
+
+
+# -- stale fills across threads (issue 12, item 1) -------------------------------------------
+
+
+def _pause_after_the_store_check(cache: Any) -> tuple[threading.Event, threading.Event]:
+    """Make the fill's first "still registered?" check that answers yes block until told.
+
+    Returns (``checked``: the filling thread is paused right after that check, ``resume``).
+    The pause sits where a thread switch could fall between the check and the store.
+    """
+    checked, resume = threading.Event(), threading.Event()
+    original = cache._registered
+
+    def registered(key: str, flight: Any) -> bool:
+        answer: bool = original(key, flight)
+        if answer and not checked.is_set():
+            checked.set()
+            assert resume.wait(30)
+        return answer
+
+    cache._registered = registered
+    return checked, resume
+
+
+@pytest.mark.parametrize("writer", ["invalidate", "put"])
+async def test_a_write_from_another_thread_between_check_and_store_wins(
+    cache: Cache, writer: str
+) -> None:
+    await cache.put("t/other", NEW)
+    checked, resume = _pause_after_the_store_check(cache)
+    filler = threading.Thread(
+        target=lambda: asyncio.run(cache.get_or_fetch("t/k", Fetcher(ROWS))), daemon=True
+    )
+    filler.start()
+    assert await asyncio.to_thread(checked.wait, 30)
+
+    def write() -> None:
+        if writer == "invalidate":
+            asyncio.run(cache.invalidate_prefix("t/"))
+        else:
+            asyncio.run(cache.put("t/k", NEW))
+
+    other = threading.Thread(target=write, daemon=True)
+    other.start()
+    # The write either completes now (it must then win) or waits for the store to finish.
+    await asyncio.to_thread(other.join, 0.3)
+    resume.set()
+    await asyncio.to_thread(filler.join, 30)
+    await asyncio.to_thread(other.join, 30)
+    assert not filler.is_alive() and not other.is_alive()
+    expected = None if writer == "invalidate" else NEW
+    assert await cache.get("t/k") == expected
