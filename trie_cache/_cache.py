@@ -65,7 +65,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from ._core import RadixTrie
@@ -176,41 +176,38 @@ class CacheStats:
 
 
 class _Flight:
-    """One fill (fetch, then store) in flight for one key on one event loop."""
+    """One fill (fetch, then store) in flight for one key on one event loop.
 
-    __slots__ = (
-        "abandoned",
-        "background",
-        "done",
-        "fetching",
-        "joiners",
-        "leading",
-        "loop",
-        "slot",
-        "task",
-        "waiters",
-    )
+    Class attributes are the defaults, so making one (``_new_flight``) sets two attributes.
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, slot: dict[Any, _Flight]) -> None:
-        self.loop = loop
-        #: The registration of the key in ``Cache._flights`` this fill belongs to.
-        self.slot = slot
-        #: True while the first caller drives the fill inline (``_Drive``).
-        self.leading = True
-        #: The task running the fill once its first caller left (or a refresh), else None.
-        self.task: asyncio.Task[Any] | None = None
-        #: One future per caller that joined, resolved with the fill's outcome.
-        self.joiners: list[asyncio.Future[CachedRows]] | None = None
-        #: How many joiners are still waiting.
-        self.waiters = 0
-        #: True until ``fetch()`` returned or raised; only then may the last caller cancel it.
-        self.fetching = True
-        #: Its last caller cancelled it; a later caller must not join it but start anew.
-        self.abandoned = False
-        #: A stale-while-revalidate refresh: owned by the cache, not cancelled by callers.
-        self.background = False
-        #: The outcome is out; nobody may join any more.
-        self.done = False
+    #: True while the first caller drives the fill (inline, or through ``_Drive``).
+    leading = True
+    #: The task running the fill once its first caller left (or a refresh), else None.
+    task: asyncio.Task[Any] | None = None
+    #: One future per caller that joined, resolved with the fill's outcome.
+    joiners: list[asyncio.Future[CachedRows]] | None = None
+    #: How many joiners are still waiting.
+    waiters = 0
+    #: True until ``fetch()`` returned or raised; only then may the last caller cancel it.
+    fetching = True
+    #: Its last caller cancelled it; a later caller must not join it but start anew.
+    abandoned = False
+    #: A stale-while-revalidate refresh: owned by the cache, not cancelled by callers.
+    background = False
+    #: The outcome is out; nobody may join any more.
+    done = False
+    #: The event loop of its callers; set by ``_new_flight``.
+    loop: asyncio.AbstractEventLoop
+    #: The registration of the key in ``Cache._flights`` this fill belongs to.
+    slot: dict[Any, _Flight]
+
+
+def _new_flight(loop: asyncio.AbstractEventLoop, slot: dict[Any, _Flight]) -> _Flight:
+    flight = _Flight()
+    flight.loop = loop
+    flight.slot = slot
+    return flight
 
 
 def _settle(flight: _Flight, rows: CachedRows | None, exc: BaseException | None) -> None:
@@ -329,6 +326,36 @@ class _Rest(Coroutine[Any, Any, CachedRows]):
         raise TypeError("_Rest is run by a task, not awaited")
 
 
+class _Resume:
+    """``await _Resume(coro, step)``: a coroutine already stepped once (it is waiting on
+    ``step``), awaited from there on as if it had been awaited from the start."""
+
+    __slots__ = ("coro", "step")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], step: Any) -> None:
+        self.coro = coro
+        self.step = step
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, step = self.coro, self.step
+        while True:
+            try:
+                value = yield step
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - passed on to the coroutine
+                try:
+                    step = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    step = coro.send(value)
+                except StopIteration as stop:
+                    return stop.value
+
+
 def _retrieve(task: asyncio.Task[Any]) -> None:
     # Mark the outcome as seen, so a fill whose callers all left logs no "never retrieved".
     if not task.cancelled():
@@ -401,6 +428,11 @@ class Cache(abc.ABC):
             return False
         await self._put(key, rows)
         return True
+
+    def _put_if_now(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> Any:
+        """``_put_if`` without awaiting, for a backend that can: ``True``/``False``, or
+        ``_UNKNOWN`` (the default) when only the awaiting ``_put_if`` can store."""
+        return _UNKNOWN
 
     def _peek(self, key: str) -> Any:
         """The rows under ``key`` or ``None`` without awaiting, or ``_UNKNOWN``."""
@@ -522,15 +554,90 @@ class Cache(abc.ABC):
                 check_stale(stale_while_revalidate)
         self._misses += 1
         loop = asyncio.get_running_loop()
-        slot: dict[Any, _Flight] | None = self._flights.get(key)
-        if slot is not None:
+        flights = self._flights
+        slot: dict[Any, _Flight] | None = flights.get(key)
+        if slot is None:
+            # setdefault is one trie call: two threads racing here share one registration.
+            slot = flights.setdefault(key, {})
+        else:
             flight = slot.get(loop)
             if flight is not None and not flight.abandoned and not flight.done:
                 self._coalesced += 1
                 return await self._join(flight)
-        flight = self._register(key, loop)
+        flight = _Flight()
+        flight.loop = loop
+        flight.slot = slot
+        slot[loop] = flight
         self._fetches += 1
-        coro = self._fill(key, fetch, flight)
+        # The fast path: the fetch is a coroutine that returns without suspending, and the
+        # backend stores without awaiting. Nobody can join meanwhile (no loop iteration).
+        started = time.time()
+        try:
+            aw = fetch()
+        except BaseException as exc:
+            self._fetch_failed(key, flight, exc)
+            raise
+        if type(aw) is not CoroutineType:
+            return await self._drive(key, aw, flight, started)
+        try:
+            step = aw.send(None)
+        except StopIteration as stop:
+            result = stop.value
+        except BaseException as exc:
+            self._fetch_failed(key, flight, exc)
+            raise
+        else:
+            # It suspended: the general path, driven by this caller.
+            return await self._drive(key, _Resume(aw, step), flight, started)
+        flight.fetching = False
+        if type(result) is CachedRows:
+            rows = result
+        else:
+            try:
+                rows = _as_rows(result, started)
+            except TypeError as exc:
+                self._fetch_failed(key, flight, exc)
+                raise
+        if self._stores:
+            try:
+                stored = self._put_if_now(key, rows, lambda: self._registered(key, flight))
+            except BaseException:
+                flight.done = True
+                self._unregister(key, flight)
+                self._fill_errors += 1
+                raise
+            if stored is _UNKNOWN:
+                # The backend's store awaits: the general path for the rest.
+                return await self._drive(key, rows, flight, started, True)
+            if stored:
+                self._fills += 1
+            else:
+                self._stale_fills_prevented += 1
+        flight.done = True
+        if slot.get(loop) is flight:
+            del slot[loop]
+            if not slot and flights.get(key) is slot:
+                flights.pop(key, None)
+        return rows
+
+    def _fetch_failed(self, key: str, flight: _Flight, exc: BaseException) -> None:
+        """The fast path's fetch raised: count it and end the flight (nobody joined)."""
+        flight.fetching = False
+        flight.done = True
+        self._unregister(key, flight)
+        if isinstance(exc, Exception):
+            self._fetch_errors += 1
+        else:
+            self._fetches_cancelled += 1
+
+    async def _drive(
+        self, key: str, fetched: Any, flight: _Flight, started: float, in_hand: bool = False
+    ) -> CachedRows:
+        """The general miss path: run the fill, inline until it suspends, then by ``_Drive``.
+
+        ``fetched`` is what to await for the fetch's result, or (``in_hand``) the rows.
+        """
+        coro = self._fill(key, fetched, flight, started, in_hand)
         try:
             step = coro.send(None)
         except StopIteration as stop:
@@ -620,7 +727,7 @@ class Cache(abc.ABC):
             # setdefault is one trie call: two threads racing here share one registration.
             slot = self._flights.setdefault(key, {})
         assert slot is not None
-        flight = _Flight(loop, slot)
+        flight = _new_flight(loop, slot)
         slot[loop] = flight
         return flight
 
@@ -661,20 +768,25 @@ class Cache(abc.ABC):
         finally:
             flight.waiters -= 1
 
-    async def _fill(self, key: str, fetch: Fetch, flight: _Flight) -> CachedRows:
-        """The body of a flight: fetch, then store unless the key went stale meanwhile."""
+    async def _fill(
+        self, key: str, fetched: Any, flight: _Flight, started: float, in_hand: bool = False
+    ) -> CachedRows:
+        """The body of a flight: await ``fetched`` (or, ``in_hand``, take it as the fetched
+        rows), then store unless the key went stale meanwhile."""
         try:
-            started = time.time()
-            try:
-                rows = _as_rows(await fetch(), started)
-            except Exception:
-                self._fetch_errors += 1
-                raise
-            except BaseException:
-                self._fetches_cancelled += 1
-                raise
-            finally:
-                flight.fetching = False
+            if in_hand:
+                rows = fetched
+            else:
+                try:
+                    rows = _as_rows(await fetched, started)
+                except Exception:
+                    self._fetch_errors += 1
+                    raise
+                except BaseException:
+                    self._fetches_cancelled += 1
+                    raise
+                finally:
+                    flight.fetching = False
             # From here on the fill finishes its write even if every caller has left.
             if self._stores:
                 try:
@@ -689,7 +801,7 @@ class Cache(abc.ABC):
                     # it (backends keep call order), removing or replacing the fill.
                     self._stale_fills_prevented += 1
             _settle(flight, rows, None)
-            return rows
+            return rows  # type: ignore[no-any-return]
         except BaseException as exc:
             _settle(flight, None, exc)
             raise
@@ -716,7 +828,13 @@ class Cache(abc.ABC):
 
     async def _refresh_body(self, key: str, fetch: Fetch, flight: _Flight) -> None:
         try:
-            await self._fill(key, fetch, flight)
+            started = time.time()
+            try:
+                fetched = fetch()
+            except BaseException as exc:
+                self._fetch_failed(key, flight, exc)
+                raise
+            await self._fill(key, fetched, flight, started)
         except Exception as exc:  # noqa: BLE001 - counted by _fill; logged once a streak
             if key not in self._failing_refreshes:
                 self._failing_refreshes.add(key)

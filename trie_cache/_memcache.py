@@ -62,12 +62,19 @@ class MemCache(Cache):
     def _peek(self, key: str) -> CachedRows | None:
         return self._trie.get(key)  # type: ignore[no-any-return]
 
-    async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> bool:
-        with self._write_lock:
+    def _put_if_now(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> bool:
+        lock = self._write_lock
+        lock.acquire()  # acquire/release: cheaper than "with" on the miss path
+        try:
             if not guard():
                 return False
             self._trie[key] = rows
+        finally:
+            lock.release()
         return True
+
+    async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> bool:
+        return self._put_if_now(key, rows, guard)
 
     async def _get(self, key: str) -> CachedRows | None:
         return self._trie.get(key)  # type: ignore[no-any-return]
