@@ -178,7 +178,7 @@ class CacheStats:
 class _Flight:
     """One fill (fetch, then store) in flight for one key on one event loop.
 
-    Class attributes are the defaults, so making one (``_new_flight``) sets two attributes.
+    Class attributes are the defaults, so making one sets one attribute (``loop``).
     """
 
     #: True while the first caller drives the fill (inline, or through ``_Drive``).
@@ -197,17 +197,17 @@ class _Flight:
     background = False
     #: The outcome is out; nobody may join any more.
     done = False
-    #: The event loop of its callers; set by ``_new_flight``.
+    #: The event loop of its callers; set right after making it.
     loop: asyncio.AbstractEventLoop
-    #: The registration of the key in ``Cache._flights`` this fill belongs to.
-    slot: dict[Any, _Flight]
 
 
-def _new_flight(loop: asyncio.AbstractEventLoop, slot: dict[Any, _Flight]) -> _Flight:
-    flight = _Flight()
-    flight.loop = loop
-    flight.slot = slot
-    return flight
+def _flight_on(registration: Any, loop: asyncio.AbstractEventLoop) -> _Flight | None:
+    """The flight of ``loop`` in a registration (a flight, or a dict of them by loop)."""
+    if registration is None:
+        return None
+    if type(registration) is dict:
+        return registration.get(loop)
+    return registration if registration.loop is loop else None
 
 
 def _settle(flight: _Flight, rows: CachedRows | None, exc: BaseException | None) -> None:
@@ -429,9 +429,10 @@ class Cache(abc.ABC):
         await self._put(key, rows)
         return True
 
-    def _put_if_now(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> Any:
-        """``_put_if`` without awaiting, for a backend that can: ``True``/``False``, or
-        ``_UNKNOWN`` (the default) when only the awaiting ``_put_if`` can store."""
+    def _put_if_now(self, key: str, rows: CachedRows, flight: _Flight) -> Any:
+        """``_put_if`` without awaiting, for a backend that can, with the guard
+        ``self._registered(key, flight)``: ``True``/``False``, or ``_UNKNOWN`` (the default)
+        when only the awaiting ``_put_if`` can store."""
         return _UNKNOWN
 
     def _peek(self, key: str) -> Any:
@@ -555,19 +556,16 @@ class Cache(abc.ABC):
         self._misses += 1
         loop = asyncio.get_running_loop()
         flights = self._flights
-        slot: dict[Any, _Flight] | None = flights.get(key)
-        if slot is None:
-            # setdefault is one trie call: two threads racing here share one registration.
-            slot = flights.setdefault(key, {})
-        else:
-            flight = slot.get(loop)
+        registration = flights.get(key)
+        if registration is not None:
+            flight = _flight_on(registration, loop)
             if flight is not None and not flight.abandoned and not flight.done:
                 self._coalesced += 1
                 return await self._join(flight)
         flight = _Flight()
         flight.loop = loop
-        flight.slot = slot
-        slot[loop] = flight
+        if registration is not None or flights.setdefault(key, flight) is not flight:
+            self._register_beside(key, flight)
         self._fetches += 1
         # The fast path: the fetch is a coroutine that returns without suspending, and the
         # backend stores without awaiting. Nobody can join meanwhile (no loop iteration).
@@ -589,7 +587,7 @@ class Cache(abc.ABC):
         else:
             # It suspended: the general path, driven by this caller.
             return await self._drive(key, _Resume(aw, step), flight, started)
-        flight.fetching = False
+        # Nobody saw the flight (no loop iteration passed): no need to mark it fetched or done.
         if type(result) is CachedRows:
             rows = result
         else:
@@ -600,7 +598,7 @@ class Cache(abc.ABC):
                 raise
         if self._stores:
             try:
-                stored = self._put_if_now(key, rows, lambda: self._registered(key, flight))
+                stored = self._put_if_now(key, rows, flight)
             except BaseException:
                 flight.done = True
                 self._unregister(key, flight)
@@ -613,11 +611,10 @@ class Cache(abc.ABC):
                 self._fills += 1
             else:
                 self._stale_fills_prevented += 1
-        flight.done = True
-        if slot.get(loop) is flight:
-            del slot[loop]
-            if not slot and flights.get(key) is slot:
-                flights.pop(key, None)
+        if flights.get(key) is flight:
+            flights.pop(key, None)
+        else:
+            self._unregister(key, flight)
         return rows
 
     def _fetch_failed(self, key: str, flight: _Flight, exc: BaseException) -> None:
@@ -722,25 +719,49 @@ class Cache(abc.ABC):
 
     def _register(self, key: str, loop: asyncio.AbstractEventLoop) -> _Flight:
         """A new flight for ``key`` on ``loop``, registered in ``_flights``."""
-        slot: dict[Any, _Flight] | None = self._flights.get(key)
-        if slot is None:
-            # setdefault is one trie call: two threads racing here share one registration.
-            slot = self._flights.setdefault(key, {})
-        assert slot is not None
-        flight = _new_flight(loop, slot)
-        slot[loop] = flight
+        flight = _Flight()
+        flight.loop = loop
+        if self._flights.setdefault(key, flight) is not flight:
+            self._register_beside(key, flight)
         return flight
 
+    def _register_beside(self, key: str, flight: _Flight) -> None:
+        """Register ``flight`` where ``key`` may hold a registration already.
+
+        A registration is one flight, or a dict of flights by loop when loops in several
+        threads fetch the key at once. Under the lock, so that no detach falls between
+        reading the old registration and writing the new one.
+        """
+        flights = self._flights
+        with self._write_lock:
+            old = flights.get(key)
+            if old is None or (type(old) is not dict and old.loop is flight.loop):
+                flights[key] = flight  # an older flight of this loop is unregistered
+            elif type(old) is dict:
+                old[flight.loop] = flight
+            else:
+                flights[key] = {old.loop: old, flight.loop: flight}
+
     def _unregister(self, key: str, flight: _Flight) -> None:
-        slot = flight.slot
-        if slot.get(flight.loop) is flight:
-            del slot[flight.loop]
-            if not slot and self._flights.get(key) is slot:
-                self._flights.pop(key, None)
+        flights = self._flights
+        registration = flights.get(key)
+        if registration is flight:
+            # A detach and a new registration by another thread may fall between these two
+            # calls: that flight is then unregistered, and only refuses its fill.
+            flights.pop(key, None)
+        elif type(registration) is dict and registration.get(flight.loop) is flight:
+            with self._write_lock:
+                if registration.get(flight.loop) is flight:
+                    del registration[flight.loop]
+                    if not registration and flights.get(key) is registration:
+                        flights.pop(key, None)
 
     def _registered(self, key: str, flight: _Flight) -> bool:
         """Whether nothing invalidated or put ``key`` since ``flight`` registered."""
-        return self._flights.get(key) is flight.slot and flight.slot.get(flight.loop) is flight
+        registration = self._flights.get(key)
+        return registration is flight or (
+            type(registration) is dict and registration.get(flight.loop) is flight
+        )
 
     async def _join(self, flight: _Flight) -> CachedRows:
         """Wait for a flight another caller started; leaving last cancels a task's fetch."""
@@ -775,6 +796,7 @@ class Cache(abc.ABC):
         rows), then store unless the key went stale meanwhile."""
         try:
             if in_hand:
+                flight.fetching = False
                 rows = fetched
             else:
                 try:
@@ -811,11 +833,9 @@ class Cache(abc.ABC):
     def _refresh(self, key: str, fetch: Fetch) -> None:
         """Start a background refresh of ``key``, unless a fill for it is in flight here."""
         loop = asyncio.get_running_loop()
-        slot: dict[Any, _Flight] | None = self._flights.get(key)
-        if slot is not None:
-            flight = slot.get(loop)
-            if flight is not None and not flight.abandoned and not flight.done:
-                return
+        flight = _flight_on(self._flights.get(key), loop)
+        if flight is not None and not flight.abandoned and not flight.done:
+            return
         flight = self._register(key, loop)
         flight.leading = False
         flight.background = True

@@ -37,6 +37,9 @@ class MemCache(Cache):
         else:
             self._trie = _trie_cls()
             self._flights = _trie_cls()  # the base built its registry on the default core
+        # get_or_fetch's read: the trie's own get, without a Python frame around it. A read
+        # path that must do more on a hit (an eviction policy's mark) replaces this.
+        self._peek = self._trie.get  # type: ignore[method-assign]
 
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
         # Cache.get inlined: one coroutine, one trie call (which rejects a non-str key).
@@ -59,14 +62,11 @@ class MemCache(Cache):
                 self._flights.pop(key, None)
         self._trie[key] = rows
 
-    def _peek(self, key: str) -> CachedRows | None:
-        return self._trie.get(key)  # type: ignore[no-any-return]
-
-    def _put_if_now(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> bool:
+    def _put_if_now(self, key: str, rows: CachedRows, flight: Any) -> bool:
         lock = self._write_lock
         lock.acquire()  # acquire/release: cheaper than "with" on the miss path
         try:
-            if not guard():
+            if not self._registered(key, flight):
                 return False
             self._trie[key] = rows
         finally:
@@ -74,7 +74,11 @@ class MemCache(Cache):
         return True
 
     async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> bool:
-        return self._put_if_now(key, rows, guard)
+        with self._write_lock:
+            if not guard():
+                return False
+            self._trie[key] = rows
+        return True
 
     async def _get(self, key: str) -> CachedRows | None:
         return self._trie.get(key)  # type: ignore[no-any-return]
