@@ -509,3 +509,172 @@ async def test_a_write_from_another_thread_between_check_and_store_wins(
     assert not filler.is_alive() and not other.is_alive()
     expected = None if writer == "invalidate" else NEW
     assert await cache.get("t/k") == expected
+
+
+# -- every outcome counted once (issue 12, item 13) ------------------------------------------
+
+
+async def _hit(cache: Cache) -> None:
+    await cache.put("k", ROWS)
+    await cache.get_or_fetch("k", Fetcher())
+
+
+async def _fill(cache: Cache) -> None:
+    await cache.get_or_fetch("k", Fetcher())
+
+
+async def _fill_after_suspending(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    fetch.gate.set()
+    await caller
+
+
+async def _coalesced(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(2)]
+    await _all_joined(cache, 2)
+    fetch.gate.set()
+    await asyncio.gather(*callers)
+
+
+async def _fetch_error(cache: Cache) -> None:
+    with pytest.raises(LookupError):
+        await cache.get_or_fetch("k", Fetcher(LookupError()))
+
+
+async def _fetch_error_after_suspending(cache: Cache) -> None:
+    fetch = Fetcher(LookupError(), gated=True)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    fetch.gate.set()
+    with pytest.raises(LookupError):
+        await caller
+
+
+async def _stale_fill(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    await cache.invalidate_prefix("k")
+    fetch.gate.set()
+    await caller
+
+
+async def _cancelled(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    caller.cancel()
+    await asyncio.gather(caller, return_exceptions=True)
+    assert fetch.cancelled
+
+
+async def _stale_served(cache: Cache) -> None:
+    await cache.put("k", CachedRows({}, time.time() - 100))
+    await cache.get_or_fetch("k", Fetcher(), max_age=10, stale_while_revalidate=1000)
+    deadline = time.monotonic() + 10
+    while cache._refresh_tasks:  # the refresh runs in the background
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.001)
+
+
+# (scenario, counters on a storing backend, counters on NoCache); puts and invalidations
+# the scenario makes are left out of the comparison.
+OUTCOMES = [
+    (_hit, {"hits": 1}, {"misses": 1, "fetches": 1}),
+    (_fill, {"misses": 1, "fetches": 1, "fills": 1}, {"misses": 1, "fetches": 1}),
+    (
+        _fill_after_suspending,
+        {"misses": 1, "fetches": 1, "fills": 1},
+        {"misses": 1, "fetches": 1},
+    ),
+    (
+        _coalesced,
+        {"misses": 2, "fetches": 1, "coalesced": 1, "fills": 1},
+        {"misses": 2, "fetches": 1, "coalesced": 1},
+    ),
+    (_fetch_error, {"misses": 1, "fetches": 1, "fetch_errors": 1}, None),
+    (_fetch_error_after_suspending, {"misses": 1, "fetches": 1, "fetch_errors": 1}, None),
+    (
+        _stale_fill,
+        {"misses": 1, "fetches": 1, "stale_fills_prevented": 1},
+        {"misses": 1, "fetches": 1},
+    ),
+    (_cancelled, {"misses": 1, "fetches": 1, "fetches_cancelled": 1}, None),
+    (
+        _stale_served,
+        {"stale_served": 1, "refreshes": 1, "fetches": 1, "fills": 1},
+        {"misses": 1, "fetches": 1},
+    ),
+]
+
+
+@ALL
+@pytest.mark.parametrize(
+    ("scenario", "storing", "nocache"), OUTCOMES, ids=[o[0].__name__[1:] for o in OUTCOMES]
+)
+async def test_each_outcome_is_counted_exactly_once(
+    cache: Cache,
+    cache_backend: str,
+    scenario: Any,
+    storing: dict[str, int],
+    nocache: dict[str, int] | None,
+) -> None:
+    await scenario(cache)
+    expected = storing if cache_backend != "nocache" or nocache is None else nocache
+    got = cache.stats()
+    counted = {
+        name: value
+        for name, value in vars(CacheStats)["__dataclass_fields__"].items()
+        if name not in ("invalidations", "keys_removed")
+    }
+    assert {name: getattr(got, name) for name in counted} == {
+        name: expected.get(name, 0) for name in counted
+    }
+
+
+@ALL
+async def test_nocache_reports_no_fill(cache: Cache, cache_backend: str) -> None:
+    await cache.get_or_fetch("k", Fetcher())
+    assert cache.stats().fills == (0 if cache_backend == "nocache" else 1)
+
+
+class FailingStoreCache(DictCache):
+    """A backend written to the rule whose store fails (a full disk, say)."""
+
+    async def _put(self, key: str, rows: CachedRows) -> None:
+        raise OSError("no space left on device")
+
+
+@pytest.mark.parametrize("suspend", [False, True])
+async def test_a_fill_whose_store_fails_is_counted_and_raised(suspend: bool) -> None:
+    cache = FailingStoreCache()
+    fetch = Fetcher(gated=suspend)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    fetch.gate.set()
+    with pytest.raises(OSError, match="no space"):
+        await caller
+    assert cache.stats() == CacheStats(misses=1, fetches=1, fill_errors=1)
+    assert not cache._flights  # nothing left registered: the next call fetches again
+    fetch2 = Fetcher()
+    with pytest.raises(OSError):
+        await cache.get_or_fetch("k", fetch2)
+    assert fetch2.calls == 1
+
+
+async def test_lmdb_fill_into_a_full_map_is_a_fill_error(tmp_path: Any) -> None:
+    from trie_cache import LmdbCache, LmdbCacheError
+
+    big = CachedRows({f"r{i}": {"pad": "x" * 1000} for i in range(50)}, 1.0)
+    async with LmdbCache(
+        tmp_path / "db", map_size=1 << 17, max_map_size=1 << 18, durable=False
+    ) as cache:
+        with pytest.raises(LmdbCacheError, match="full"):
+            for i in range(100):
+                await cache.get_or_fetch(f"k{i}", Fetcher(big))
+        stats = cache.stats()
+        assert stats.fill_errors == 1
+        assert stats.fetches == stats.fills + stats.fill_errors
