@@ -187,19 +187,41 @@ async def test_fetch_that_is_not_async_is_type_error(cache: Cache) -> None:
 
 
 @ALL
-async def test_cancelling_one_waiter_does_not_cancel_the_fetch(
+async def test_cancelling_a_caller_that_joined_does_not_cancel_the_fetch(
     cache: Cache, cache_backend: str
 ) -> None:
     fetch = Fetcher(gated=True)
     callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
     await _all_joined(cache, 3)
-    callers[0].cancel()
+    callers[1].cancel()
+    callers[2].cancel()
     await _settle()
-    assert callers[0].cancelled()
+    assert callers[1].cancelled() and callers[2].cancelled()
     fetch.gate.set()
-    assert await asyncio.gather(*callers[1:]) == [ROWS, ROWS]
+    assert await callers[0] == ROWS
     assert not fetch.cancelled
     assert fetch.calls == 1
+    if cache_backend != "nocache":
+        assert await cache.get("k") == ROWS
+
+
+@ALL
+async def test_cancelling_the_first_caller_cancels_its_fetch_and_the_others_fetch_anew(
+    cache: Cache, cache_backend: str
+) -> None:
+    # The fetch runs in its first caller's task, so that a timeout inside it (which cancels
+    # the current task) reaches it; the callers still waiting are not cancelled with it.
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    callers[0].cancel()
+    await _settle()
+    assert callers[0].cancelled() and fetch.cancelled
+    assert fetch.calls == 2  # one of the others started a new fetch, the last joined it
+    fetch.gate.set()
+    assert await asyncio.gather(*callers[1:]) == [ROWS, ROWS]
+    stats = cache.stats()
+    assert (stats.fetches, stats.fetches_cancelled, stats.coalesced) == (2, 1, 3)
     if cache_backend != "nocache":
         assert await cache.get("k") == ROWS
 
@@ -408,6 +430,87 @@ async def test_cancelling_the_caller_during_the_write_still_stores() -> None:
     assert cache.stats().fills == 1
 
 
+# -- the miss path: inline, a task only when needed (issue 14) --------------------------------
+
+
+@ALL
+async def test_a_lone_miss_runs_the_fetch_in_the_callers_task(cache: Cache) -> None:
+    seen: list[Any] = []
+
+    async def fetch() -> CachedRows:
+        seen.append((asyncio.current_task(), len(asyncio.all_tasks())))
+        await asyncio.sleep(0)
+        seen.append((asyncio.current_task(), len(asyncio.all_tasks())))
+        return ROWS
+
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    assert await caller == ROWS
+    # No task of its own: the fetch ran in the caller's task (the test's task plus it).
+    assert seen == [(caller, 2), (caller, 2)]
+
+
+@ALL
+async def test_a_timeout_inside_the_fetch_reaches_every_caller(cache: Cache) -> None:
+    never = asyncio.Event()
+    calls = 0
+
+    async def fetch() -> CachedRows:
+        nonlocal calls
+        calls += 1
+        async with asyncio.timeout(0.05):
+            await never.wait()
+        return ROWS
+
+    outcomes = await asyncio.gather(
+        *(cache.get_or_fetch("k", fetch) for _ in range(3)), return_exceptions=True
+    )
+    assert calls == 1
+    assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
+    assert cache.stats().fetch_errors == 1
+
+
+@ALL
+async def test_every_caller_cancelled_in_turn_leaves_nothing_behind(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    for caller in callers:
+        caller.cancel()
+        await _settle()
+    assert all(c.cancelled() for c in callers)
+    assert not cache._flights
+    assert cache.stats().fetches == cache.stats().fetches_cancelled
+
+
+@ALL
+async def test_a_timeout_inside_the_fetch_reaches_it_while_others_wait(cache: Cache) -> None:
+    never = asyncio.Event()
+
+    async def fetch() -> CachedRows:
+        async with asyncio.timeout(0.05):
+            await never.wait()
+        return ROWS
+
+    first = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    others = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(2)]
+    outcomes = await asyncio.wait_for(asyncio.gather(first, *others, return_exceptions=True), 10)
+    assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
+    assert cache.stats().fetch_errors == 1
+
+
+@ALL
+async def test_a_fetch_that_yields_many_times(cache: Cache) -> None:
+    async def fetch() -> CachedRows:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+        return ROWS
+
+    got = await asyncio.gather(*(cache.get_or_fetch("k", fetch) for _ in range(10)))
+    assert got == [ROWS] * 10
+    assert cache.stats().fetches == 1
+
+
 # -- max_age ---------------------------------------------------------------------------------
 
 
@@ -481,14 +584,23 @@ def _pause_after_the_store_check(cache: Any) -> tuple[threading.Event, threading
     return checked, resume
 
 
+class Yielding(Fetcher):
+    """A fetch that suspends (a bare yield) before it returns: the miss path's general case."""
+
+    async def __call__(self) -> Any:
+        await asyncio.sleep(0)
+        return await super().__call__()
+
+
+@pytest.mark.parametrize("fetcher", [Fetcher, Yielding])
 @pytest.mark.parametrize("writer", ["invalidate", "put"])
 async def test_a_write_from_another_thread_between_check_and_store_wins(
-    cache: Cache, writer: str
+    cache: Cache, writer: str, fetcher: type[Fetcher]
 ) -> None:
     await cache.put("t/other", NEW)
     checked, resume = _pause_after_the_store_check(cache)
     filler = threading.Thread(
-        target=lambda: asyncio.run(cache.get_or_fetch("t/k", Fetcher(ROWS))), daemon=True
+        target=lambda: asyncio.run(cache.get_or_fetch("t/k", fetcher(ROWS))), daemon=True
     )
     filler.start()
     assert await asyncio.to_thread(checked.wait, 30)

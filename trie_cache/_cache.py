@@ -96,6 +96,8 @@ Fetch = Callable[[], Awaitable["CachedRows | Mapping[str, Mapping[str, Any]]"]]
 
 #: ``_peek``'s answer when only the awaiting ``_get`` can tell.
 _UNKNOWN: Final[Any] = object()
+#: What a joiner gets when the fetch it waited for was cancelled: try again.
+_RETRY: Final[Any] = object()
 
 
 def check_key(key: object) -> str:
@@ -181,15 +183,12 @@ class _Flight:
     Class attributes are the defaults, so making one sets one attribute (``loop``).
     """
 
-    #: True while the first caller drives the fill (inline, or through ``_Drive``).
-    leading = True
     #: The task running the fill once its first caller left (or a refresh), else None.
     task: asyncio.Task[Any] | None = None
     #: One future per caller that joined, resolved with the fill's outcome.
     joiners: list[asyncio.Future[CachedRows]] | None = None
-    #: How many joiners are still waiting.
-    waiters = 0
-    #: True until ``fetch()`` returned or raised; only then may the last caller cancel it.
+    #: True until ``fetch()`` returned or raised; then the first caller's cancellation no
+    #: longer reaches the fill (its store goes on in a task).
     fetching = True
     #: Its last caller cancelled it; a later caller must not join it but start anew.
     abandoned = False
@@ -222,7 +221,7 @@ def _settle(flight: _Flight, rows: CachedRows | None, exc: BaseException | None)
         if exc is None:
             fut.set_result(rows)  # type: ignore[arg-type]
         elif isinstance(exc, asyncio.CancelledError):
-            fut.cancel()
+            fut.set_result(_RETRY)  # the fetch was cancelled, not them: they start anew
         else:
             fut.set_exception(exc)
 
@@ -252,32 +251,31 @@ class _Drive:
         while True:
             relay = None
             try:
-                if getattr(step, "_asyncio_future_blocking", None):
+                if flight.fetching or not getattr(step, "_asyncio_future_blocking", None):
+                    # The fetch's own suspensions pass straight through, as in a task.
+                    yield step
+                else:
+                    # The store: relayed, so that a cancellation cannot reach it.
                     step._asyncio_future_blocking = False
                     proxy = loop.create_future()
                     relay = _wake.__get__(proxy)
                     step.add_done_callback(relay)
                     proxy._asyncio_future_blocking = True
                     yield proxy
-                else:
-                    yield step  # a bare yield (asyncio.sleep(0)), or what the task refuses
             except GeneratorExit:
                 coro.close()
                 raise
             except BaseException as exc:
-                if relay is not None:
-                    step.remove_done_callback(relay)
                 if isinstance(exc, asyncio.CancelledError):
-                    if flight.waiters or not flight.fetching:
-                        # Others wait, or the rows are being stored: the fill goes on alone.
-                        flight.leading = False
+                    if relay is not None:
+                        # The rows are being stored: the store goes on in a task of its own.
+                        step.remove_done_callback(relay)
                         flight.task = task = loop.create_task(_Rest(coro, step))
                         task.add_done_callback(_retrieve)
                         raise
-                    # The last caller leaves: cancel the fetch, as a task would.
+                    # The task has cancelled what the fetch waits for; the fetch gets the
+                    # CancelledError (a timeout inside it turns it into TimeoutError).
                     flight.abandoned = True
-                    if relay is not None:
-                        step.cancel()
                 try:
                     step = coro.throw(exc)
                 except StopIteration as stop:
@@ -557,11 +555,16 @@ class Cache(abc.ABC):
         loop = asyncio.get_running_loop()
         flights = self._flights
         registration = flights.get(key)
-        if registration is not None:
+        while registration is not None:
             flight = _flight_on(registration, loop)
-            if flight is not None and not flight.abandoned and not flight.done:
-                self._coalesced += 1
-                return await self._join(flight)
+            if flight is None or flight.abandoned or flight.done:
+                break
+            self._coalesced += 1
+            joined = await self._join(flight)
+            if joined is not _RETRY:
+                return joined  # type: ignore[no-any-return]
+            # Its first caller was cancelled, and the fetch with it: join or start another.
+            registration = flights.get(key)
         flight = _Flight()
         flight.loop = loop
         if registration is not None or flights.setdefault(key, flight) is not flight:
@@ -763,31 +766,15 @@ class Cache(abc.ABC):
             type(registration) is dict and registration.get(flight.loop) is flight
         )
 
-    async def _join(self, flight: _Flight) -> CachedRows:
-        """Wait for a flight another caller started; leaving last cancels a task's fetch."""
+    async def _join(self, flight: _Flight) -> Any:
+        """Wait for a flight another caller started: its rows, its exception, or ``_RETRY``
+        if its fetch was cancelled. Leaving cancels nothing."""
         fut: asyncio.Future[CachedRows] = flight.loop.create_future()
         if flight.joiners is None:
             flight.joiners = [fut]
         else:
             flight.joiners.append(fut)
-        flight.waiters += 1
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            task = flight.task
-            if (
-                flight.waiters == 1
-                and task is not None
-                and not flight.leading
-                and not flight.background
-                and flight.fetching
-                and not flight.done
-            ):
-                flight.abandoned = True
-                task.cancel()
-            raise
-        finally:
-            flight.waiters -= 1
+        return await fut
 
     async def _fill(
         self, key: str, fetched: Any, flight: _Flight, started: float, in_hand: bool = False
@@ -837,7 +824,6 @@ class Cache(abc.ABC):
         if flight is not None and not flight.abandoned and not flight.done:
             return
         flight = self._register(key, loop)
-        flight.leading = False
         flight.background = True
         self._fetches += 1
         self._refreshes += 1
