@@ -799,7 +799,11 @@ class Cache(abc.ABC):
             # From here on the fill finishes its write even if every caller has left.
             if self._stores:
                 try:
-                    stored = await self._put_if(key, rows, lambda: self._registered(key, flight))
+                    stored = self._put_if_now(key, rows, flight)
+                    if stored is _UNKNOWN:
+                        stored = await self._put_if(
+                            key, rows, lambda: self._registered(key, flight)
+                        )
                 except BaseException:
                     self._fill_errors += 1
                     raise
