@@ -8,7 +8,8 @@ has already checked (``key`` and ``prefix`` are ``str``, ``rows`` is a :class:`C
     async def _put(self, key, rows) -> None           # store, replacing what was there
     async def _invalidate(self, prefix) -> int        # drop every key starting with prefix
 
-and optionally ``aclose()`` (calling ``super().aclose()``), ``_put_if`` (below) and ``_peek``
+and optionally ``aclose()`` (calling ``super().aclose()``), ``_put_if`` (below), ``_put_if_now``
+(the same without awaiting, where the backend can) and ``_peek``
 (a synchronous read, ``_UNKNOWN`` when it cannot answer without awaiting). Writes must take
 effect in the order they are called: a ``_put`` called before an ``_invalidate`` (or another
 ``_put``) lands before it, even if both await. ``MemCache`` writes synchronously; ``LmdbCache``
@@ -34,19 +35,26 @@ thread. This is the per-prefix generation counter of the issue in trie form: det
 ends the generation of every fetch under it, and nothing needs pruning afterwards.
 
 The miss path. The first caller of a key (per event loop) registers a flight and drives the
-fill coroutine (fetch, then ``_put_if``) itself, inline: no task, no shield. A fetch that
-completes without suspending (a memo, pre-fetched rows) and a synchronous store (``MemCache``)
-make a miss a few plain calls. While the fill is suspended, every suspension goes through the
-flight's driver (``_Drive``), which hands the task a *proxy* future of its own instead of the
-future the fetch waits on; so cancelling the caller cancels only the proxy, and the driver then
-decides: if others wait for the flight, or the fetch has already returned (its store must
-complete), the half-run fill moves into a task of its own (``_Rest``) and the cancelled caller
-leaves; if the caller was the last one, the fetch is cancelled (its future, then a
-``CancelledError`` thrown into it). Later callers on the same loop join: each awaits a future
-of its own, resolved with the flight's rows or exception, so one joiner's cancellation touches
-nobody else; the last caller to leave a flight that runs in a task cancels it. The proxy costs
-one extra future and event-loop iteration per suspension of the fetch, which replaces the task
-and shield a miss used to pay (two iterations and about 8 microseconds) whatever the fetch did.
+fill coroutine (fetch, then ``_put_if``) itself, in its own task: no task of its own, no
+shield. Its first step runs inline (``coro.send``): a fetch that returns without suspending (a
+memo, pre-fetched rows) and a backend that stores without awaiting (``MemCache``'s
+``_put_if_now``) make a miss a few plain calls, with no event-loop iteration. A fetch that
+suspends is driven on by ``_Drive``, which passes its suspensions to the task unchanged. Later
+callers on the same loop join: each awaits a future of its own, resolved with the flight's rows
+or exception, so a joiner's cancellation touches nobody else.
+
+Cancellation. The fetch runs in its first caller's task, so a cancellation of that task reaches
+the fetch, exactly as if the fetch were awaited directly: that is what makes a timeout or a
+``TaskGroup`` inside the fetch work (both cancel the *current* task, and turn the cancellation
+into their own outcome, e.g. ``TimeoutError``, which the joiners then share). If the fetch ends
+cancelled, the callers still waiting are not cancelled: they start (or join) a new fetch. Once
+the fetch has returned, the first caller's cancellation no longer reaches the fill: the store
+is relayed through a proxy future, and on cancellation the half-run fill moves into a task of
+its own (``_Rest``) that completes the store and answers the joiners. Running the fetch in a
+task of its own from the start (the design before issue 14) kept the first fetch alive when
+its first caller was cancelled, but cost a task, a shield and two loop iterations per miss
+(about 8 microseconds); eager task start (Python 3.12) would run the first step inline too,
+but this package supports 3.11.
 
 Stale-while-revalidate. Rows older than ``max_age`` but not older than ``max_age +
 stale_while_revalidate`` are returned at once, and a background refresh starts: a flight like
@@ -234,8 +242,9 @@ def _wake(proxy: asyncio.Future[None], _: object) -> None:
 class _Drive:
     """The first caller drives a suspended fill: ``await _Drive(fill, first_step, flight)``.
 
-    Each future the fill waits on is relayed through a proxy future, so that the caller's
-    cancellation reaches this driver first (see the module docstring).
+    The fetch's suspensions pass through unchanged; the store's are relayed through a proxy
+    future, so that the caller's cancellation reaches this driver, not the store (see the
+    module docstring).
     """
 
     __slots__ = ("coro", "flight", "step")
@@ -516,10 +525,11 @@ class Cache(abc.ABC):
         ``fetch`` returns :class:`CachedRows` or a mapping of rows (wrapped with
         ``fetched_at`` = when the fetch started). Concurrent calls for one key on one
         event loop share one fetch and its result or exception; a failed fetch stores
-        nothing. Cancelling a caller leaves the fetch running for the others; cancelling
-        the last one cancels the fetch (a fetch that already returned still stores). If the
-        key is invalidated (or put) while the fetch runs, its result is returned but not
-        stored, and later callers start a new fetch.
+        nothing. The fetch runs in the task of the call that started it: cancelling that
+        call cancels the fetch (a fetch that already returned still stores), and the calls
+        still waiting, which are not cancelled, start a new fetch; cancelling any other call
+        leaves the fetch alone. If the key is invalidated (or put) while the fetch runs,
+        its result is returned but not stored, and later callers start a new fetch.
 
         Rows older than ``max_age`` (default: the cache's) by no more than
         ``stale_while_revalidate`` (default: the cache's) are returned at once, and one
