@@ -473,6 +473,14 @@ def measure_speed(rounds: int, ops: int, seed: int) -> int:
     for k in hit_keys:
         hot._trie[k] = filler
     workload = mixed_ops(ops, seed)
+    # The same probes for both hit contenders in a round (fresh equal strings, not the keys).
+    probes = [
+        [
+            f"tenant_{i % SPEED_TENANTS:03d}/clients/page_{i}"
+            for i in rng.sample(range(100_000), ops)
+        ]
+        for _ in range(rounds)
+    ]
     cases: dict[str, dict[str, Callable[[int], int]]] = {
         "miss": {
             "FuturesSingleFlight": lambda r: run(
@@ -499,10 +507,8 @@ def measure_speed(rounds: int, ops: int, seed: int) -> int:
             "MemCache": lambda r: run(run_mixed("MemCache", workload, 100, False)),
         },
         "hit": {
-            "await get": lambda r: run(run_hits("await get", hot, rng.sample(hit_keys, ops))),
-            "await get_or_fetch": lambda r: run(
-                run_hits("await get_or_fetch", hot, rng.sample(hit_keys, ops))
-            ),
+            "await get": lambda r: run(run_hits("await get", hot, probes[r])),
+            "await get_or_fetch": lambda r: run(run_hits("await get_or_fetch", hot, probes[r])),
         },
     }
     targets = {
