@@ -238,3 +238,23 @@ async def test_bad_windows_are_refused(make_cache: Any, bad: Any, exc: type[Exce
         await cache.get_or_fetch("missing", Fetcher(), stale_while_revalidate=bad)
     with pytest.raises(exc, match="stale_while_revalidate"):
         make_cache(stale_while_revalidate=bad)
+
+
+async def test_a_miss_joined_to_a_refresh_cancelled_by_close_fetches_itself(
+    trie_cls: Any,
+) -> None:
+    cache = MemCache(_trie_cls=trie_cls)
+    await cache.put("k", OLD)
+    refresh = Fetcher()
+    assert await cache.get_or_fetch("k", refresh, **SWR) == OLD
+    await refresh.started.wait()
+    own = Fetcher(gated=False)
+    strict = asyncio.create_task(cache.get_or_fetch("k", own, max_age=10))
+    deadline = time.monotonic() + 10
+    while cache.stats().coalesced == 0:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.001)
+    await cache.aclose()
+    assert refresh.cancelled
+    assert await strict == NEW  # not cancelled with the refresh: it fetched for itself
+    assert own.calls == 1
