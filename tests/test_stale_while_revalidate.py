@@ -237,6 +237,8 @@ async def test_bad_windows_are_refused(make_cache: Any, bad: Any, exc: type[Exce
     with pytest.raises(exc, match="stale_while_revalidate"):
         await cache.get_or_fetch("missing", Fetcher(), stale_while_revalidate=bad)
     with pytest.raises(exc, match="stale_while_revalidate"):
+        await cache.get_or_fetch("k", Fetcher(), stale_while_revalidate=bad)  # a hit
+    with pytest.raises(exc, match="stale_while_revalidate"):
         make_cache(stale_while_revalidate=bad)
 
 

@@ -540,6 +540,8 @@ class Cache(abc.ABC):
             rows = await self._get(check_key(key))
         if rows is not None:
             if max_age is None and self._max_age is None:
+                if stale_while_revalidate is not None:
+                    check_stale(stale_while_revalidate)
                 self._hits += 1
                 return rows  # type: ignore[no-any-return]
             limit = self._max_age if max_age is None else check_max_age(max_age)
