@@ -23,7 +23,7 @@ pytest.importorskip("redis", reason="redis-py is not installed (pip install '.[t
 import redis.asyncio
 from redis_support import ROOT, RedisServer, Worker, shared_url
 
-from trie_cache import CachedRows, MemCache, NoCache
+from trie_cache import CachedRows, LmdbCache, MemCache, NoCache
 from trie_cache.redis import BusClosedWarning, BusError, RedisBus
 
 ROWS = CachedRows({"r": {"v": 1}}, 0.0)
@@ -376,12 +376,21 @@ async def test_paused_server_makes_gets_miss_until_caught_up(
     assert stats["bypassed"] >= 1 and stats["bus_resets"] == 0
 
 
-async def test_lagging_cache_still_fetches_and_returns_rows(
-    server: RedisServer, stream: str
+def _v(rows: CachedRows | None) -> Any:
+    return None if rows is None else rows.rows["r"]["v"]
+
+
+@pytest.mark.parametrize("backend", ["mem", "lmdb"])
+async def test_lagging_cache_misses_and_still_fetches(
+    server: RedisServer, stream: str, backend: str, tmp_path: Path
 ) -> None:
     async with RedisBus(server.url, stream=stream, max_lag=0.2) as bus:
-        cache = MemCache(bus=bus)
+        if backend == "lmdb":
+            cache: Any = LmdbCache(tmp_path / "lmdb", durable=False, bus=bus)
+        else:
+            cache = MemCache(bus=bus)
         await cache.put("a/1", ROWS)
+        await cache.put("a/3", ROWS)
         server.pause()
         try:
             await wait_for(lambda: bus.lagging)
@@ -391,19 +400,24 @@ async def test_lagging_cache_still_fetches_and_returns_rows(
             async def fetch() -> CachedRows:
                 return fetched
 
+            # get_or_fetch fetches even for a key it holds, and stores what it fetched.
+            assert await cache.get_or_fetch("a/3", fetch) is fetched
             assert await cache.get_or_fetch("a/2", fetch) is fetched
             late = MemCache(bus=bus)  # attached while lagging: it bypasses too
             await late.put("b/1", ROWS)
             assert await late.get("b/1") is None
             with pytest.raises(TypeError, match="cache keys must be str, not int"):
-                await cache.get(1)  # type: ignore[arg-type]
+                await cache.get(1)
         finally:
             server.resume()
         await wait_for(lambda: not bus.lagging)
-        assert await cache.get("a/1") is ROWS
+        assert [_v(await cache.get(k)) for k in ("a/1", "a/2", "a/3")] == [1, 2, 2]
+        assert _v(await cache.get_or_fetch("a/1", fetch)) == 1  # the reads are restored
         assert await late.get("b/1") is ROWS
         stats = cache.stats()
-        assert stats.bypassed == 2 and stats.misses == 2  # the refused key is not counted
+        assert stats.bypassed == 3 and stats.misses == 3  # the refused key is not counted
+        assert stats.fills == 2
+        await cache.aclose()
 
 
 async def test_restarted_empty_server_resets_every_cache(

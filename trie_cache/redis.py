@@ -134,6 +134,40 @@ async def _bypassing_get(self: Cache, key: str, max_age: float | None = None) ->
     return None
 
 
+def _bypassing_peek(self: Cache, key: str) -> None:
+    """``_peek`` (the read ``get_or_fetch`` starts with) while lagging: a miss, counted as
+    bypassed; ``get_or_fetch`` counts the miss and fetches."""
+    check_key(key)
+    self._bypassed += 1
+
+
+#: The reads a lagging bus shadows on each attached cache's instance, and their stand-ins.
+_BYPASSES = (("get", _bypassing_get), ("_peek", _bypassing_peek))
+#: Marks an attribute the instance did not have before it was shadowed.
+_ABSENT: Any = object()
+
+
+def _bypass(cache: Cache) -> None:
+    """Make every read of ``cache`` a miss; what it shadows is kept for :func:`_restore`."""
+    if "_bus_shadowed" in cache.__dict__:
+        return
+    saved = {name: cache.__dict__.get(name, _ABSENT) for name, _ in _BYPASSES}
+    for name, stand_in in _BYPASSES:
+        cache.__dict__[name] = types.MethodType(stand_in, cache)
+    cache.__dict__["_bus_shadowed"] = saved
+
+
+def _restore(cache: Cache) -> None:
+    saved = cache.__dict__.pop("_bus_shadowed", None)
+    if saved is None:
+        return
+    for name, value in saved.items():
+        if value is _ABSENT:
+            cache.__dict__.pop(name, None)
+        else:
+            cache.__dict__[name] = value
+
+
 def _check_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
@@ -337,7 +371,7 @@ class RedisBus:
             raise BusError("this RedisBus is closed")
         self._caches.add(cache)
         if self._lagging:
-            cache.__dict__["get"] = types.MethodType(_bypassing_get, cache)
+            _bypass(cache)
 
     async def _publish(self, cache: Cache, prefix: str) -> None:
         """Called by ``cache.invalidate_prefix`` after its local drop."""
@@ -608,6 +642,6 @@ class RedisBus:
         self._lagging = lagging
         for cache in list(self._caches):
             if lagging:
-                cache.__dict__["get"] = types.MethodType(_bypassing_get, cache)
+                _bypass(cache)
             else:
-                cache.__dict__.pop("get", None)
+                _restore(cache)
