@@ -792,9 +792,7 @@ class LmdbCache(Cache):
         stale_while_revalidate: float | None = None,
         bus: Any = None,
     ) -> None:
-        super().__init__(
-            max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus
-        )
+        super().__init__(max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus)
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be str or os.PathLike, not {type(path).__name__}")
         for name, size in (("map_size", map_size), ("max_map_size", max_map_size)):

@@ -32,9 +32,7 @@ class MemCache(Cache):
         _trie_cls: Any = None,
     ) -> None:
         # ``_trie_cls`` picks the trie core (the tests run both); the default is ``CORE``'s.
-        super().__init__(
-            max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus
-        )
+        super().__init__(max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus)
         if _trie_cls is None:
             self._trie: Any = RadixTrie()
         else:
