@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +23,8 @@ from .. import __version__
 from .._core import CORE
 from .cases import OPERATION_TITLES, Case, Unsupported, open_store
 from .peers import SYSTEMS, System, get_system, missing_reason
-from .workloads import MIXED_PAGES, best_of, key, parse_count
+from .toolkit import best_of, format_count, format_ratio, format_time, machine_line
+from .workloads import MIXED_PAGES, key, parse_count
 
 __all__ = ["Results", "main", "render", "render_markdown"]
 
@@ -71,52 +70,6 @@ class Results:
 
 
 # -- formatting ---------------------------------------------------------------------------
-
-
-def format_time(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            value = seconds / scale
-            break
-    else:
-        unit, value = "ns", seconds / 1e-9
-    if value >= 100:
-        return f"{value:.0f} {unit}"
-    if value >= 10:
-        return f"{value:.1f} {unit}"
-    return f"{value:.2f} {unit}"
-
-
-def format_ratio(ratio: float) -> str:
-    if ratio >= 100:
-        return f"{ratio:,.0f}x"
-    if ratio >= 10:
-        return f"{ratio:.1f}x"
-    return f"{ratio:.2f}x"
-
-
-def format_count(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1_000 and n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return f"{n:,}"
-
-
-def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{platform.python_implementation()} {platform.python_version()} on "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu})"
-    )
 
 
 def render(results: Results) -> str:
