@@ -186,7 +186,7 @@ def test_await_get(
     space: KeySpace,
     probe_indices: list[int],
 ) -> None:
-    def run(probes: list[str]) -> int:
+    def run(probes: list[str]) -> float:
         return event_loop_for_bench.run_until_complete(await_loop(async_get, probes))
 
     benchmark.extra_info["ops_per_round"] = len(probe_indices)

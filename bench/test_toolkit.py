@@ -85,14 +85,24 @@ def test_figure_table_prints_value_base_ratio_target_and_verdict() -> None:
 
 def test_timed_pauses_the_collector_and_restores_it() -> None:
     seen = []
-    elapsed, result = toolkit.timed(lambda: seen.append(gc.isenabled()) or 7)
+
+    def probe() -> int:
+        seen.append(gc.isenabled())
+        return 7
+
+    elapsed, result = toolkit.timed(probe)
     assert result == 7 and seen == [False] and gc.isenabled() and elapsed >= 0
 
 
 def test_single_calls_run_the_untimed_work_around_each_call() -> None:
     log: list[str] = []
+
+    def call(x: int) -> int:
+        log.append(f"call {x}")
+        return x * 2
+
     times = toolkit.single_calls(
-        lambda x: log.append(f"call {x}") or x * 2,
+        call,
         [1, 2],
         between=lambda i: log.append(f"before {i}"),
         after=lambda i, r: log.append(f"after {i}: {r}"),

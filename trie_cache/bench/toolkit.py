@@ -473,7 +473,7 @@ class KeyShape:
 
 def _readme_keys(indices: Iterable[int], per_tenant: int, miss: bool = False) -> list[str]:
     half = per_tenant // 2
-    out = []
+    out: list[str] = []
     for j in indices:
         tenant, i = divmod(j, per_tenant)
         if i < half:
@@ -515,7 +515,7 @@ def _int_misses(n: int, count: int) -> list[str]:
 def _random_ints(seed: int, count: int, exclude: set[str] | None = None) -> list[str]:
     rng = random.Random(seed)
     seen: set[str] = set()
-    out = []
+    out: list[str] = []
     while len(out) < count:
         key = str(rng.getrandbits(63))
         if key in seen or (exclude is not None and key in exclude):
