@@ -39,7 +39,9 @@ from typing import Any
 
 __all__ = [
     "CLOCKS",
+    "CLOCK_HELP",
     "KEY_SHAPES",
+    "URL_HEAD",
     "Best",
     "Clock",
     "Column",
@@ -65,6 +67,7 @@ __all__ = [
     "tenant_prefix",
     "timed",
     "timed_async",
+    "verdict_summary",
 ]
 
 # --------------------------------------------------------------------------- timing
