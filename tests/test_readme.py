@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis_support import shared_url
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -65,12 +66,19 @@ def test_the_first_two_commands_are_the_bench_run_and_the_test_suite() -> None:
 )
 def test_python_block_runs(
     index: int,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     heading, code = PYTHON_BLOCKS[index]
     monkeypatch.chdir(tmp_path)
+    if "REDIS_URL" in code:
+        # The RedisBus example reads REDIS_URL: the test suite's Redis server.
+        url, server = shared_url(tmp_path)
+        monkeypatch.setenv("REDIS_URL", url)
+        if server is not None:
+            request.addfinalizer(server.stop)
     namespace = {"__name__": "__main__"}
     exec(compile(code, f"README block {index} ({heading})", "exec", dont_inherit=True), namespace)  # noqa: S102
     assert capsys.readouterr().out.strip()  # every block shows what it did

@@ -13,6 +13,7 @@ from ._rows import CachedRows
 if TYPE_CHECKING:
     from ._lmdb import LmdbCache, LmdbCacheClosedError, LmdbCacheError
 
+#: The package version; pyproject.toml reads it from here, its one place.
 __version__ = "0.1.0"
 
 __all__ = [

@@ -74,17 +74,17 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
 from types import CoroutineType, TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, ParamSpec
 
 from ._core import RadixTrie
 from ._rows import CachedRows
 
 if TYPE_CHECKING:
-    from typing_extensions import ParamSpec, Self
+    from typing_extensions import Self
 
     from ._cached import Cached, KeySpec
 
-    P = ParamSpec("P")
+P = ParamSpec("P")
 
 __all__ = [
     "Cache",
@@ -487,7 +487,8 @@ class Cache(abc.ABC):
         ``max_age=None`` uses the cache's default; ``math.inf`` lifts it for this call.
         """
         if self._lagging:
-            return self._bypass(key, max_age)
+            self._bypass(key, max_age)
+            return None
         return self._tally(await self._get(check_key(key)), max_age)
 
     def _bypass(self, key: str, max_age: float | None) -> None:

@@ -1,5 +1,7 @@
 """Pick the compiled modules or their pure-Python twins: the compiled ones unless told otherwise.
 
+``CORE`` (re-exported as ``trie_cache.CORE``) names the pick: ``"cython"`` or ``"python"``.
+
 Two modules come in both forms: the radix trie (``_radix`` / ``_radix_py``) and the decoders of
 LmdbCache's stored payloads (``_rowcodec`` / ``_rowcodec_py``). One switch picks both.
 
@@ -39,6 +41,7 @@ PURE_PYTHON_REQUESTED: bool = (
 # Shipped only by a pure-Python build (setup.py writes it), which asked for the twin.
 PURE_BUILD_MARKER = "_pure_build.txt"
 
+#: Which trie is in use: ``"cython"`` (compiled) or ``"python"`` (the pure-Python twin).
 CORE: str
 
 if TYPE_CHECKING:

@@ -812,14 +812,17 @@ class LmdbCache(Cache):
 
     @property
     def path(self) -> Path:
+        """The LMDB folder, as given to the constructor."""
         return self._store.path
 
     @property
     def durable(self) -> bool:
+        """Whether a write is synced to disk before its ``await`` returns."""
         return self._store.durable
 
     @property
     def closed(self) -> bool:
+        """Whether the cache was closed (``aclose()``, ``close()`` or ``async with``)."""
         return self._store.closed
 
     # -- the backend primitives -------------------------------------------------------
@@ -841,11 +844,17 @@ class LmdbCache(Cache):
         return store
 
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
+        """The rows stored under ``key``, or ``None`` (also when older than ``max_age``).
+
+        Read inline, without a thread hop; a put or invalidation still queued in this process
+        is seen. ``max_age=None`` uses the cache's default; ``math.inf`` lifts it for this call.
+        """
         # _get without its awaits, for the common case: the folder is open, no invalidation
         # is queued and the value reads as rows. Anything else (a MapResizedError too) goes
         # to _get, which reads again and handles it.
         if self._lagging:
-            return self._bypass(key, max_age)
+            self._bypass(key, max_age)
+            return None
         store = self._store
         rows: Any = _SLOW
         if type(key) is str and store.env is not None and not store.pending_invalidations:

@@ -43,9 +43,14 @@ class MemCache(Cache):
         self._peek = self._trie.get  # type: ignore[method-assign]
 
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
+        """The rows stored under ``key``, or ``None`` (also when older than ``max_age``).
+
+        ``max_age=None`` uses the cache's default; ``math.inf`` lifts it for this call.
+        """
         # Cache.get inlined: one coroutine, one trie call (which rejects a non-str key).
         if self._lagging:
-            return self._bypass(key, max_age)
+            self._bypass(key, max_age)
+            return None
         rows: CachedRows | None = self._trie.get(key)
         if rows is None:
             self._misses += 1
@@ -58,6 +63,10 @@ class MemCache(Cache):
         return self._aged(rows, max_age)
 
     async def put(self, key: str, rows: CachedRows) -> None:
+        """Store ``rows`` under ``key``, replacing what was there.
+
+        A fetch in flight for ``key`` will not overwrite it: the newer write wins.
+        """
         # Cache.put inlined: the trie rejects a non-str key before anything changes.
         check_rows(rows)
         if self._flights:

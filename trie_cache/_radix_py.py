@@ -177,6 +177,7 @@ class RadixTrie(Generic[V]):
     def get(self, key: str, default: V | T) -> V | T: ...
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The value under ``key``, or ``default``."""
         key = _check(key, "keys")
         with self._lock:
             node = self._find(key)
@@ -280,6 +281,7 @@ class RadixTrie(Generic[V]):
     def setdefault(self, key: str, default: V) -> V: ...
 
     def setdefault(self, key: str, default: Any = None) -> Any:
+        """``self[key]`` if present, else store and return ``default``."""
         key = _check(key, "keys")
         with self._lock:
             old = self._store(key, default, replace=False)
@@ -347,6 +349,7 @@ class RadixTrie(Generic[V]):
     def pop(self, key: str, default: V | T) -> V | T: ...
 
     def pop(self, key: str, default: Any = _ABSENT) -> Any:
+        """Remove ``key`` and return its value; ``default`` or KeyError when absent."""
         with self._lock:
             old = self._remove(_check(key, "keys"))
             if old is _ABSENT:
@@ -379,6 +382,7 @@ class RadixTrie(Generic[V]):
     def update(self, /, **kwargs: V) -> None: ...
 
     def update(self, other: Any = (), /, **kwargs: V) -> None:
+        """Like ``dict.update``."""
         if isinstance(other, Mapping):
             for key in other:
                 self[key] = other[key]
@@ -420,6 +424,7 @@ class RadixTrie(Generic[V]):
         return removed
 
     def clear(self) -> None:
+        """Remove every key and release all memory and references, pending ones too."""
         with self._lock:
             self._detach("")
             self._release(None)

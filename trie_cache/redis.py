@@ -207,6 +207,7 @@ class RedisBus:
 
     @property
     def stream(self) -> str:
+        """The key of the Redis Stream that carries the invalidations."""
         return self._stream
 
     @property
@@ -216,6 +217,7 @@ class RedisBus:
 
     @property
     def closed(self) -> bool:
+        """Whether ``aclose()`` was called (or the ``async with`` block left)."""
         return self._closed
 
     @property
