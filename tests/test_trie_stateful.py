@@ -149,4 +149,4 @@ class TrieAgainstDict(RuleBasedStateMachine):
 
 def test_trie_behaves_like_a_dict(trie_cls: Any) -> None:
     machine = type("Machine", (TrieAgainstDict,), {"trie_cls": trie_cls})
-    run_state_machine_as_test(machine, settings=SETTINGS)  # type: ignore[no-untyped-call, unused-ignore]
+    run_state_machine_as_test(machine, settings=SETTINGS)  # type: ignore[no-untyped-call]
