@@ -466,18 +466,6 @@ async def test_failed_append_drops_locally_raises_and_appends_later(
         assert await stream_prefixes(server.url, stream) == ["a/", "b/"]
 
 
-async def test_readme_example_runs_as_printed(redis_url: str) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Invalidate everywhere: `RedisBus`", 1)[1].split("\n## ", 1)[0]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    assert "redis://127.0.0.1:6379/0" in code
-    body = code.replace("redis://127.0.0.1:6379/0", redis_url)
-    source = "async def example():\n" + "".join(f"    {line}\n" for line in body.splitlines())
-    namespace: dict[str, Any] = {}
-    exec(compile(source, "README RedisBus example", "exec"), namespace)  # noqa: S102
-    await namespace["example"]()
-
-
 # -- Sentinel and Cluster clients, each on private servers ---------------------------------------
 
 
