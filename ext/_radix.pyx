@@ -836,6 +836,8 @@ cdef class RadixTrie:
         cdef PyObject *old
         cdef Py_ssize_t i = 0, depth = 0, j, m, delta
         cdef uint32_t plen
+        if self.linked:
+            self._settle_hand()
         while True:
             node = slot[0]
             if depth + 1 >= self.path_cap:
@@ -1101,6 +1103,18 @@ cdef class RadixTrie:
             if up == NULL:
                 return node == self.root
             node = up
+
+    cdef void _settle_hand(self) noexcept:
+        """Move the hand off nodes of detached subtrees before an entry joins the queue.
+
+        The hand then points where it would have pointed had ``invalidate_prefix`` unlinked
+        the detached nodes at once: a new entry never slips in between. Amortised O(1): each
+        node leaves the queue once.
+        """
+        cdef Node *node = self.queue.hand
+        while node != NULL and not self._live(node):
+            q_unlink(&self.queue, node)
+            node = self.queue.hand
 
     cdef Py_ssize_t _key_of(self, Node *node) except -1:
         """Write the key of a live linked node into ``keybuf``; return its length."""

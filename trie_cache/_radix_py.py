@@ -305,6 +305,17 @@ class RadixTrie(Generic[V]):
             return True
         return self._max_weight is not None and root.wsum > self._max_weight  # type: ignore[attr-defined, no-any-return]
 
+    def _settle_hand(self) -> None:
+        """Move the hand off nodes of detached subtrees before an entry joins the queue.
+
+        The hand then points where it would have pointed had ``invalidate_prefix`` unlinked
+        the detached nodes at once: a new entry never slips in between.
+        """
+        node = self._hand
+        while node is not None and not self._live(node):
+            self._unlink(node)
+            node = self._hand
+
     def _live(self, node: _QNode) -> bool:
         """Whether a queued node is in the trie (not in a detached subtree)."""
         key = node.key
@@ -484,6 +495,8 @@ class RadixTrie(Generic[V]):
         """
         new_node = self._node
         bounded = self._bounded
+        if bounded:
+            self._settle_hand()
         node = self._root
         path: list[_Node] = []
         i = 0
