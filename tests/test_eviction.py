@@ -40,9 +40,7 @@ def test_bad_expired_is_refused(trie_cls: Any) -> None:
 
 
 @pytest.mark.parametrize(("bad", "error"), [(-1, ValueError), (True, TypeError), (1.5, TypeError)])
-def test_bad_weight_is_refused_and_changes_nothing(
-    trie_cls: Any, bad: object, error: type
-) -> None:
+def test_bad_weight_is_refused_and_changes_nothing(trie_cls: Any, bad: object, error: type) -> None:
     trie = trie_cls({"a": 1}, max_weight=10)
     with pytest.raises(error, match="weight"):
         trie.put("a", 2, bad)

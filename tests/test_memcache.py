@@ -151,7 +151,7 @@ def _rows(n: int, fetched_at: float | None = None) -> CachedRows:
 
 
 def _weight(key: str, rows: CachedRows) -> int:
-    return len(key.encode("utf-8", "surrogatepass")) + rows.nbytes
+    return len(key.encode("utf-8", "surrogatepass")) + int(rows.nbytes)
 
 
 @pytest.mark.parametrize("name", ["max_entries", "max_bytes"])
@@ -161,7 +161,7 @@ def _weight(key: str, rows: CachedRows) -> int:
 )
 def test_bad_bounds_are_refused(trie_cls: Any, name: str, bad: object, error: type) -> None:
     with pytest.raises(error, match=name):
-        MemCache(_trie_cls=trie_cls, **{name: bad})
+        MemCache(_trie_cls=trie_cls, **{name: bad})  # type: ignore[arg-type]
 
 
 async def test_max_entries_holds_after_every_put(trie_cls: Any) -> None:

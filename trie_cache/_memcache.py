@@ -88,7 +88,7 @@ class MemCache(Cache):
         ``None`` for a cache with neither ``max_entries`` nor ``max_bytes``: an unbounded
         cache keeps no weights (and pays nothing for them).
         """
-        return self._trie.weight if self._bounded else None  # type: ignore[no-any-return]
+        return self._trie.weight if self._bounded else None
 
     def stats(self) -> CacheStats:
         """A snapshot of the counters (see :class:`CacheStats`)."""

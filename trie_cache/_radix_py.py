@@ -158,9 +158,9 @@ class RadixTrie(Generic[V]):
 
     __slots__ = (
         "_bounded",
+        "_evictions",
         "_expirations",
         "_expired",
-        "_evictions",
         "_hand",
         "_keep",
         "_lock",
@@ -303,7 +303,7 @@ class RadixTrie(Generic[V]):
         root = self._root
         if self._max_entries is not None and root.count > self._max_entries:
             return True
-        return self._max_weight is not None and root.wsum > self._max_weight  # type: ignore[attr-defined, no-any-return]
+        return self._max_weight is not None and root.wsum > self._max_weight  # type: ignore[attr-defined]
 
     def _settle_hand(self) -> None:
         """Move the hand off nodes of detached subtrees before an entry joins the queue.
@@ -514,7 +514,7 @@ class RadixTrie(Generic[V]):
                     above.count += 1
                 node.children[key[i]] = leaf
                 if bounded:
-                    self._queue_new(leaf, path, weight)
+                    self._queue_new(leaf, path, weight)  # type: ignore[arg-type]
                 self._modcount += 1
                 return _ABSENT
             label = child.label
