@@ -721,6 +721,34 @@ cdef uchar byte_of(Node *parent, Node *child) noexcept:
         pos = next_pos
 
 
+cdef Node **slot_of(Node *parent, Node *child, uchar *byte) noexcept:
+    """The slot of ``parent`` that holds ``child``, and its byte in *byte."""
+    cdef int i
+    cdef uchar *keys
+    cdef Node **kids
+    cdef Node48 *n48
+    cdef Node256 *n256
+    if sorted_arrays(parent, &keys, &kids):
+        for i in range(parent.nkids):
+            if kids[i] == child:
+                byte[0] = keys[i]
+                return &kids[i]
+        return NULL
+    if parent.kind == KIND_N48:
+        n48 = <Node48 *>parent
+        for i in range(256):
+            if n48.index[i] and n48.kids[n48.index[i] - 1] == child:
+                byte[0] = <uchar>i
+                return &n48.kids[n48.index[i] - 1]
+        return NULL
+    n256 = <Node256 *>parent
+    for i in range(256):
+        if n256.kids[i] == child:
+            byte[0] = <uchar>i
+            return &n256.kids[i]
+    return NULL
+
+
 cdef Py_ssize_t check_limit(object value, str name) except -2:
     """``PY_SSIZE_T_MAX`` for None, else ``value`` checked to be a positive int."""
     if value is None:
@@ -961,10 +989,16 @@ cdef class RadixTrie:
 
     cdef int _remove(self, const uchar *key, Py_ssize_t n, PyObject **out) except -1:
         """Unlink ``key``; 1 and its value's reference in *out, or 0 when absent."""
-        cdef Py_ssize_t depth, start, j, weight
+        cdef Py_ssize_t depth, start
         cdef Node *node = self._walk(key, n, True, &depth, &start)
         if node == NULL or node.value == NULL:
             return 0
+        self._take_value(node, depth, out)
+        return 1
+
+    cdef void _take_value(self, Node *node, Py_ssize_t depth, PyObject **out) noexcept:
+        """Unlink the value of ``node``, found at ``path[depth - 1]``, into *out."""
+        cdef Py_ssize_t j, weight
         out[0] = node.value
         node.value = NULL
         for j in range(depth):
@@ -976,7 +1010,29 @@ cdef class RadixTrie:
             q_unlink(&self.queue, node)
         self.modcount += 1
         self._tidy(depth)
-        return 1
+
+    cdef int _path_up(self, Node *node, Py_ssize_t *depth) except -1:
+        """Fill ``path``/``path_bytes`` down to a live linked node from its parents."""
+        cdef Py_ssize_t d = 1
+        cdef Node *up = node
+        cdef Node *parent
+        cdef uchar b = 0
+        while link_of(up).parent != NULL:
+            up = link_of(up).parent
+            d += 1
+        if d >= self.path_cap:
+            self._grow_path(d)
+        depth[0] = d
+        up = node
+        while True:
+            d -= 1
+            parent = link_of(up).parent
+            if parent == NULL:
+                self.path[d] = &self.root
+                return 0
+            self.path[d] = slot_of(parent, up, &b)
+            self.path_bytes[d] = b
+            up = parent
 
     cdef void _tidy(self, Py_ssize_t depth) noexcept:
         """Restore path compression after the node at ``path[depth - 1]`` lost something.
@@ -1211,10 +1267,10 @@ cdef class RadixTrie:
 
     cdef int _evict(self, Node *node, bint expired) except -1:
         """Remove a live queued node's entry; its value goes last."""
-        cdef Py_ssize_t n = self._key_of(node)
+        cdef Py_ssize_t depth
         cdef PyObject *out = NULL
-        if not self._remove(self.keybuf, n, &out):
-            return 0
+        self._path_up(node, &depth)
+        self._take_value(node, depth, &out)
         if expired:
             self.n_expirations += 1
         else:
