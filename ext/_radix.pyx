@@ -48,6 +48,9 @@ cdef extern from "Python.h":
     void *PyUnicode_DATA(object s)
     Py_ssize_t PyBytes_GET_SIZE(object b)
     const Py_ssize_t PY_SSIZE_T_MAX
+    bint PyUnicode_IS_COMPACT(object s)
+    int PyUnicode_KIND(object s)
+    uint32_t PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 
 # How many garbage nodes a write releases on its way out.
 DEF RECLAIM_SLICE = 64
@@ -92,6 +95,49 @@ cdef inline const uchar *ascii_bytes(object key, Py_ssize_t *n) noexcept:
         if <size_t>n[0] <= UINT32_MAX:
             return <const uchar *>PyUnicode_DATA(key)
     return NULL
+
+
+# Non-ASCII keys of up to this many characters are encoded on the stack by the lookups,
+# instead of making CPython build (and keep, inside the str) its UTF-8 copy.
+DEF SMALL_KEY_CHARS = 64
+
+
+cdef inline const uchar *small_utf8(object key, uchar *buf, Py_ssize_t *n) noexcept:
+    """The UTF-8 bytes (lone surrogates passed through) of a short compact ``str``, written
+    into ``buf`` (4 * SMALL_KEY_CHARS bytes), else NULL."""
+    cdef Py_ssize_t length, i, j = 0
+    cdef int kind
+    cdef void *data
+    cdef uint32_t c
+    if not (PyUnicode_CheckExact(key) and PyUnicode_IS_COMPACT(key)):
+        return NULL
+    length = PyUnicode_GET_LENGTH(key)
+    if length > SMALL_KEY_CHARS:
+        return NULL
+    kind = PyUnicode_KIND(key)
+    data = PyUnicode_DATA(key)
+    for i in range(length):
+        c = PyUnicode_READ(kind, data, i)
+        if c < 0x80:
+            buf[j] = <uchar>c
+            j += 1
+        elif c < 0x800:
+            buf[j] = <uchar>(0xC0 | (c >> 6))
+            buf[j + 1] = <uchar>(0x80 | (c & 0x3F))
+            j += 2
+        elif c < 0x10000:
+            buf[j] = <uchar>(0xE0 | (c >> 12))
+            buf[j + 1] = <uchar>(0x80 | ((c >> 6) & 0x3F))
+            buf[j + 2] = <uchar>(0x80 | (c & 0x3F))
+            j += 3
+        else:
+            buf[j] = <uchar>(0xF0 | (c >> 18))
+            buf[j + 1] = <uchar>(0x80 | ((c >> 12) & 0x3F))
+            buf[j + 2] = <uchar>(0x80 | ((c >> 6) & 0x3F))
+            buf[j + 3] = <uchar>(0x80 | (c & 0x3F))
+            j += 4
+    n[0] = j
+    return buf
 
 
 cdef inline const uchar *source_bytes(object source, Py_ssize_t *n) noexcept:
@@ -687,11 +733,14 @@ cdef inline Node *lookup(Node *root, object key) except? NULL:
     """The node holding ``key``'s value, or NULL (TypeError for a non-str key)."""
     cdef Py_ssize_t n
     cdef object source
+    cdef uchar buf[4 * SMALL_KEY_CHARS]
     cdef const uchar *k = ascii_bytes(key, &n)
     cdef Node *node
     if k == NULL:
-        source = key_source(key, "keys")
-        k = source_bytes(source, &n)
+        k = small_utf8(key, buf, &n)
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
     node = find_exact(root, k, n)
     if node == NULL or node.value == NULL:
         return NULL
