@@ -831,6 +831,10 @@ cdef class RadixTrie:
     ``invalidate_prefix(p)`` removes every key that starts with ``p`` in O(len(p)): the
     subtree is detached at once and its memory and references are released later, a
     bounded slice at each write, or all at once by :meth:`reclaim`.
+
+    ``max_entries`` / ``max_weight`` bound the trie: after each write returns it holds at
+    most that many entries and that much weight (see :meth:`put`), evicting with SIEVE;
+    ``expired(value) -> bool`` lets the eviction hand drop expired entries first.
     """
 
     cdef Node *root              # never NULL; its label is always empty

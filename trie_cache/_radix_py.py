@@ -154,7 +154,12 @@ def _common_length(key: str, start: int, label: str) -> int:
 
 class RadixTrie(Generic[V]):
     """A mapping of ``str`` keys kept in code point order, with O(len(prefix)) prefix
-    counting and invalidation."""
+    counting and invalidation.
+
+    ``max_entries`` / ``max_weight`` bound the trie: after each write returns it holds at
+    most that many entries and that much weight (see :meth:`put`), evicting with SIEVE;
+    ``expired(value) -> bool`` lets the eviction hand drop expired entries first.
+    """
 
     __slots__ = (
         "_bounded",
