@@ -68,6 +68,7 @@ import os
 import queue
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -109,6 +110,8 @@ _DROP_IF_SAME: Final = 2
 _REMAP: Final = 3
 _STOP: Final = 4
 _SYNC: Final = 5
+# A fill: (value, guard); stored only if guard() holds inside the write transaction.
+_PUT_IF: Final = 6
 # Requests that remove data: they may use the reserve at max_map_size.
 _CLEANING: Final = frozenset({_INVALIDATE, _DROP_IF_SAME})
 # Tries at one write, read or open while the map fills or other processes resize it.
@@ -609,6 +612,13 @@ class _Store:
         if kind == _PUT:
             txn.put(lkey, arg)
             return None
+        if kind == _PUT_IF:
+            # Evaluated here, where the order of writes is decided: see Cache._put_if.
+            value, guard = arg
+            if not guard():
+                return False
+            txn.put(lkey, value)
+            return True
         if kind == _INVALIDATE:
             return self._delete_range(txn, lkey, arg)
         if kind == _DROP_IF_SAME:
@@ -740,7 +750,8 @@ class LmdbCache(Cache):
     at most half), kept so that invalidations still commit in a full cache.
     ``durable=True`` syncs every commit to disk before a write's ``await`` returns;
     ``durable=False`` leaves flushing to the OS (a process crash loses nothing committed,
-    an OS crash may lose recent writes). ``max_age`` is the default age limit of ``get``.
+    an OS crash may lose recent writes). ``max_age`` is the default age limit of ``get``;
+    ``bus`` a ``RedisBus`` that shares invalidations with other processes (see :class:`Cache`).
 
     The folder is opened on a background thread; open errors (:class:`LmdbCacheError`)
     surface from the first awaited call or from ``async with``. Close with ``await
@@ -778,8 +789,10 @@ class LmdbCache(Cache):
         max_map_size: int | None = None,
         durable: bool = True,
         max_age: float | None = None,
+        stale_while_revalidate: float | None = None,
+        bus: Any = None,
     ) -> None:
-        super().__init__(max_age=max_age)
+        super().__init__(max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus)
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be str or os.PathLike, not {type(path).__name__}")
         for name, size in (("map_size", map_size), ("max_map_size", max_map_size)):
@@ -918,6 +931,12 @@ class LmdbCache(Cache):
         # Writes queue up even while the folder is still opening.
         await self._store.submit(_PUT, lkey, value)
 
+    async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> bool:
+        # Not served from ``pending`` meanwhile: the guard may still refuse it.
+        lkey, value = encode_value(key, rows)
+        stored: bool = await self._store.submit(_PUT_IF, lkey, (value, guard))
+        return stored
+
     async def _invalidate(self, prefix: str) -> int:
         b = prefix.encode("utf-8", "surrogatepass")
         start, tail = (
@@ -944,11 +963,12 @@ class LmdbCache(Cache):
         return self
 
     async def aclose(self) -> None:
-        """Finish queued writes, close the folder and stop the writer thread.
+        """Cancel refreshes, finish queued writes, close the folder, stop the writer thread.
 
         Raises :class:`LmdbCacheError` if the final sync of a ``durable=False`` cache
         fails; the folder is closed and the thread stopped all the same.
         """
+        await super().aclose()
         try:
             await asyncio.wrap_future(self._store.stop())
         finally:
@@ -956,6 +976,7 @@ class LmdbCache(Cache):
 
     def close(self) -> None:
         """``aclose`` for synchronous code: blocks until queued writes are committed."""
+        self._stop_refreshing()
         try:
             self._store.stop().result()
         finally:
