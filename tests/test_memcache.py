@@ -203,6 +203,8 @@ async def test_fills_by_get_or_fetch_respect_the_bound(trie_cls: Any) -> None:
         assert len(cache) <= 5
         assert cache.nbytes is not None and cache.nbytes <= 5_000
     assert cache.stats().fills == 40
+    live = dict(cache._trie.items())
+    assert cache.nbytes == sum(_weight(key, rows) for key, rows in live.items())
 
 
 async def test_rows_heavier_than_max_bytes_are_not_stored_and_drop_the_older_rows(
