@@ -240,6 +240,18 @@ async def test_the_hand_removes_rows_older_than_max_age_first(trie_cls: Any) -> 
     assert (stats.expirations, stats.evictions) == (1, 0)
 
 
+async def test_rows_inside_the_stale_window_are_not_expired_by_the_hand(trie_cls: Any) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_age=60, stale_while_revalidate=3600, max_entries=2)
+    now = time.time()
+    await cache.put("stale-but-servable", _rows(1, now - 600))
+    await cache.put("too-old", _rows(1, now - 7200))
+    await cache.get("stale-but-servable", max_age=math.inf)
+    await cache.get("too-old", max_age=math.inf)
+    await cache.put("new", _rows(1, now))
+    assert sorted(cache._trie) == ["new", "stale-but-servable"]
+    assert (cache.stats().expirations, cache.stats().evictions) == (1, 0)
+
+
 async def test_unbounded_cache_keeps_no_weights(trie_cls: Any) -> None:
     cache = MemCache(_trie_cls=trie_cls)
     for i in range(50):

@@ -49,7 +49,8 @@ class MemCache(Cache):
     ``cache.nbytes <= max_bytes``. The trie evicts with SIEVE; an entry weighs its key's
     UTF-8 length plus ``rows.nbytes``, and rows heavier than ``max_bytes`` on their own are
     not stored (what the key held is removed). With ``max_age`` set, the eviction hand
-    removes the rows older than it that it meets first, whatever their visited bit.
+    removes the rows it meets that are older than ``max_age`` plus the default
+    ``stale_while_revalidate`` window first, whatever their visited bit.
     """
 
     def __init__(
@@ -70,7 +71,8 @@ class MemCache(Cache):
         self._oversized = 0
         expired = None
         if self._bounded and self._max_age is not None:
-            expired = _older_than(self._max_age)
+            # Rows past max_age but inside the default stale window may still be served.
+            expired = _older_than(self._max_age + (self._stale or 0.0))
         trie_cls = RadixTrie if _trie_cls is None else _trie_cls
         self._trie: Any = trie_cls(max_entries=max_entries, max_weight=max_bytes, expired=expired)
         if _trie_cls is not None:
