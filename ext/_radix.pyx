@@ -1635,21 +1635,32 @@ cdef class RadixTrie:
         cdef Py_ssize_t n
         cdef list entries = []
         cdef Py_ssize_t hand = -1
+        cdef size_t stamp = self.modcount
+        cdef object value
+        cdef Py_ssize_t weight
+        cdef bint visited
         if not self.linked:
             return list(self.items())
         while node != NULL:
             if node == self.queue.hand and hand < 0:
                 hand = len(entries)
             if self._live(node):
+                # Read the node first: building the entry allocates, which may run the cycle
+                # collector and with it code that changes the trie and frees the node.
+                value = <object>node.value
+                weight = own_weight(node)
+                visited = (node.flags & F_VISITED) != 0
                 n = self._key_of(node)
-                entries.append((key_str(self.keybuf, n), <object>node.value, own_weight(node),
-                                bool(node.flags & F_VISITED)))
+                entries.append((key_str(self.keybuf, n), value, weight, visited))
+                if self.modcount != stamp:
+                    raise RuntimeError("RadixTrie changed shape while being pickled")
             node = link_of(node).newer
         return (entries, hand if hand < len(entries) else -1)
 
     def __setstate__(self, state):
         cdef Node *node
         cdef Py_ssize_t hand
+        cdef bint seen
         if isinstance(state, list):
             for key, value in state:
                 self[key] = value
@@ -1659,10 +1670,11 @@ cdef class RadixTrie:
             if not self.linked:
                 self[key] = value
                 continue
+            seen = bool(visited)  # before the store: its __bool__ may be any code
             self._set_key(key, value, check_weight(weight))
             node = self.queue.keep
             self.queue.keep = NULL
-            if node != NULL and visited:
+            if node != NULL and seen:
                 node.flags |= F_VISITED
         if self.linked and hand >= 0:
             node = self.queue.oldest

@@ -633,3 +633,39 @@ def test_a_long_chain_of_tries_pickles(trie_cls: Any) -> None:
         back = back["next"]
         depth += 1
     assert depth == 200
+
+
+def test_pickling_while_the_collector_changes_the_trie_raises_instead_of_crashing(
+    trie_cls: Any,
+) -> None:
+    # The pickler's allocations run the collector (threshold 1), whose callback writes to the
+    # trie and evicts. The compiled core used to read a freed node here; now the pickling
+    # stops with RuntimeError as soon as it sees the change (or, if no collection fell inside
+    # its walk, the pickle is whole).
+    trie = trie_cls(max_entries=30)
+    for i in range(30):
+        trie[f"k{i}"] = i
+    writes = 0
+
+    def meddle(phase: str, info: dict[str, Any]) -> None:
+        nonlocal writes
+        if phase == "start" and writes < 1000:
+            writes += 1
+            trie[f"gc/{writes}"] = writes  # evicts, so nodes the pickler saw may go
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(meddle)
+    gc.set_threshold(1)
+    data = None
+    try:
+        data = pickle.dumps(trie)
+    except RuntimeError as exc:
+        assert "changed" in str(exc)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(meddle)
+    assert len(trie) == 30
+    if data is not None:
+        back = pickle.loads(data)
+        assert len(back) <= 30
+        assert back.max_entries == 30

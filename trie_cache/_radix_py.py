@@ -911,6 +911,7 @@ class RadixTrie(Generic[V]):
                 return list(self.items())
             entries: list[tuple[str, Any, int, bool]] = []
             hand = -1
+            stamp = self._modcount
             node = self._oldest
             while node is not None:
                 if node is self._hand and hand < 0:
@@ -918,6 +919,8 @@ class RadixTrie(Generic[V]):
                 if self._live(node):
                     assert node.key is not None
                     entries.append((node.key, node.value, node.weight, node.visited))
+                    if self._modcount != stamp:  # a finaliser run by the collector wrote
+                        raise RuntimeError("RadixTrie changed shape while being pickled")
                 node = node.newer
             return (entries, hand if hand < len(entries) else -1)
 
