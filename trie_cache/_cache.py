@@ -429,6 +429,9 @@ class Cache(abc.ABC):
         self._remote_invalidations = 0
         self._bus_resets = 0
         self._bypassed = 0
+        #: Set by a RedisBus that lost touch for longer than its ``max_lag``: every read
+        #: (``get``, ``get_or_fetch``) is then a miss, counted as ``bypassed``.
+        self._lagging = False
         self._bus: Any = None
         if bus is not None:
             if not callable(getattr(bus, "_attach", None)):
@@ -489,7 +492,17 @@ class Cache(abc.ABC):
 
         ``max_age=None`` uses the cache's default; ``math.inf`` lifts it for this call.
         """
+        if self._lagging:
+            return self._bypass(key, max_age)
         return self._tally(await self._get(check_key(key)), max_age)
+
+    def _bypass(self, key: str, max_age: float | None) -> None:
+        """A read while the bus is lagging: a miss, counted as such and as bypassed."""
+        check_key(key)
+        if max_age is not None:
+            check_max_age(max_age)
+        self._misses += 1
+        self._bypassed += 1
 
     def _tally(self, rows: CachedRows | None, max_age: float | None) -> CachedRows | None:
         """What ``get`` returns for the stored ``rows``, counted as hit or miss."""
@@ -569,7 +582,12 @@ class Cache(abc.ABC):
         ``stale_while_revalidate`` (default: the cache's) are returned at once, and one
         background refresh of the key starts unless a fetch for it is in flight already.
         """
-        rows = self._peek(key)
+        if self._lagging:
+            check_key(key)
+            self._bypassed += 1
+            rows = None
+        else:
+            rows = self._peek(key)
         if rows is _UNKNOWN:
             rows = await self._get(check_key(key))
         if rows is not None:

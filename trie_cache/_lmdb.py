@@ -844,6 +844,8 @@ class LmdbCache(Cache):
         # _get without its awaits, for the common case: the folder is open, no invalidation
         # is queued and the value reads as rows. Anything else (a MapResizedError too) goes
         # to _get, which reads again and handles it.
+        if self._lagging:
+            return self._bypass(key, max_age)
         store = self._store
         rows: Any = _SLOW
         if type(key) is str and store.env is not None and not store.pending_invalidations:

@@ -121,6 +121,8 @@ class MemCache(Cache):
 
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
         # Cache.get inlined: one coroutine, one trie call (which rejects a non-str key).
+        if self._lagging:
+            return self._bypass(key, max_age)
         rows: CachedRows | None = self._trie.get(key)
         if rows is None:
             self._misses += 1

@@ -37,7 +37,6 @@ import collections
 import contextlib
 import logging
 import math
-import types
 import uuid
 import warnings
 import weakref
@@ -46,8 +45,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio
 import redis.exceptions
 
-from ._cache import Cache, check_key, check_max_age
-from ._rows import CachedRows
+from ._cache import Cache
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -122,50 +120,6 @@ def _decode_prefix(fields: Any) -> str | None:
     if value is not None:
         return bytes.fromhex(_text(value)).decode("utf-8", "surrogatepass")
     return None
-
-
-async def _bypassing_get(self: Cache, key: str, max_age: float | None = None) -> CachedRows | None:
-    """``get`` of a cache whose bus is lagging: a miss, counted as bypassed."""
-    check_key(key)
-    if max_age is not None:
-        check_max_age(max_age)
-    self._misses += 1
-    self._bypassed += 1
-    return None
-
-
-def _bypassing_peek(self: Cache, key: str) -> None:
-    """``_peek`` (the read ``get_or_fetch`` starts with) while lagging: a miss, counted as
-    bypassed; ``get_or_fetch`` counts the miss and fetches."""
-    check_key(key)
-    self._bypassed += 1
-
-
-#: The reads a lagging bus shadows on each attached cache's instance, and their stand-ins.
-_BYPASSES = (("get", _bypassing_get), ("_peek", _bypassing_peek))
-#: Marks an attribute the instance did not have before it was shadowed.
-_ABSENT: Any = object()
-
-
-def _bypass(cache: Cache) -> None:
-    """Make every read of ``cache`` a miss; what it shadows is kept for :func:`_restore`."""
-    if "_bus_shadowed" in cache.__dict__:
-        return
-    saved = {name: cache.__dict__.get(name, _ABSENT) for name, _ in _BYPASSES}
-    for name, stand_in in _BYPASSES:
-        cache.__dict__[name] = types.MethodType(stand_in, cache)
-    cache.__dict__["_bus_shadowed"] = saved
-
-
-def _restore(cache: Cache) -> None:
-    saved = cache.__dict__.pop("_bus_shadowed", None)
-    if saved is None:
-        return
-    for name, value in saved.items():
-        if value is _ABSENT:
-            cache.__dict__.pop(name, None)
-        else:
-            cache.__dict__[name] = value
 
 
 def _check_seconds(name: str, value: object) -> float:
@@ -371,7 +325,7 @@ class RedisBus:
             raise BusError("this RedisBus is closed")
         self._caches.add(cache)
         if self._lagging:
-            _bypass(cache)
+            cache._lagging = True
 
     async def _publish(self, cache: Cache, prefix: str) -> None:
         """Called by ``cache.invalidate_prefix`` after its local drop."""
@@ -641,7 +595,4 @@ class RedisBus:
             return
         self._lagging = lagging
         for cache in list(self._caches):
-            if lagging:
-                _bypass(cache)
-            else:
-                _restore(cache)
+            cache._lagging = lagging

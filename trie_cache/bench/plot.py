@@ -7,12 +7,23 @@ as bars on a log scale.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .run import Results
+from .peers import get_system
+from .toolkit import machine_line
 
-__all__ = ["plot", "require_matplotlib"]
+__all__ = ["PlotData", "plot", "require_matplotlib"]
+
+
+class PlotData(Protocol):
+    """What the picture reads of a run (:class:`trie_cache.bench.run.Results` has it)."""
+
+    keys: int
+    systems: list[str]
+    #: (system, operation) -> seconds per operation
+    table: dict[tuple[str, str], float]
+    #: (system, n) -> seconds to invalidate 10% of n keys
+    scaling: dict[tuple[str, int], float]
 
 
 def require_matplotlib() -> Any:
@@ -33,12 +44,10 @@ def _is_trie_cache(system: str) -> bool:
     return system.startswith("radix") or system == "memcache"
 
 
-def plot(results: Results, path: str) -> None:
+def plot(results: PlotData, path: str) -> None:
     """Draw ``results`` to the image file ``path`` (its suffix picks the format)."""
     from .. import __version__
     from .._core import CORE
-    from .peers import get_system
-    from .run import machine_line
 
     plt = require_matplotlib()
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.4), constrained_layout=True)
