@@ -855,6 +855,8 @@ cdef class RadixTrie:
     cdef Queue queue
     cdef Py_ssize_t n_evictions    # entries the hand removed to make room
     cdef Py_ssize_t n_expirations  # entries the hand removed because expired_fn said so
+    cdef Py_ssize_t dead           # queued entries in detached subtrees: while 0, the hand
+                                   # needs no walk up to tell a live node from a dead one
     cdef uchar *keybuf             # scratch: the key of the node being evicted or copied
     cdef Py_ssize_t keycap
 
@@ -1176,6 +1178,8 @@ cdef class RadixTrie:
         node.count = <Py_ssize_t>self.garbage
         self.garbage = node
         self.pending += removed
+        if self.linked:
+            self.dead += removed
         self.modcount += 1
         return removed
 
@@ -1202,6 +1206,8 @@ cdef class RadixTrie:
                     link_of(child).parent = NULL  # its parent is about to be freed
             if node.flags & F_QUEUED:
                 q_unlink(&self.queue, node)
+                if self.dead > 0:
+                    self.dead -= 1
             value = node.value
             free_node(node)
             budget -= 1
@@ -1234,8 +1240,11 @@ cdef class RadixTrie:
         node leaves the queue once.
         """
         cdef Node *node = self.queue.hand
+        if self.dead == 0:
+            return
         while node != NULL and not self._live(node):
             q_unlink(&self.queue, node)
+            self.dead -= 1
             node = self.queue.hand
 
     cdef Py_ssize_t _key_of(self, Node *node) except -1:
@@ -1297,8 +1306,9 @@ cdef class RadixTrie:
                     return 0
                 self.queue.hand = link.newer
                 continue
-            if not self._live(node):
+            if self.dead and not self._live(node):
                 q_unlink(&self.queue, node)
+                self.dead -= 1
                 continue
             if self.expired_fn is not None:
                 value = <object>node.value
