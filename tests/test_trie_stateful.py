@@ -153,7 +153,7 @@ class TrieAgainstDict(RuleBasedStateMachine):
 
 def test_trie_behaves_like_a_dict(trie_cls: Any) -> None:
     machine = type("Machine", (TrieAgainstDict,), {"trie_cls": trie_cls})
-    run_state_machine_as_test(machine, settings=SETTINGS)  # type: ignore[no-untyped-call]
+    run_state_machine_as_test(machine, settings=SETTINGS)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def _zero_is_expired(value: int) -> bool:
@@ -286,4 +286,4 @@ class BoundedTrieAgainstSieve(RuleBasedStateMachine):
 
 def test_bounded_trie_follows_the_sieve_model(trie_cls: Any) -> None:
     machine = type("BoundedMachine", (BoundedTrieAgainstSieve,), {"trie_cls": trie_cls})
-    run_state_machine_as_test(machine, settings=BOUNDED_SETTINGS)  # type: ignore[no-untyped-call]
+    run_state_machine_as_test(machine, settings=BOUNDED_SETTINGS)  # type: ignore[no-untyped-call, unused-ignore]
