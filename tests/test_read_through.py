@@ -8,6 +8,7 @@ single-flights.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -19,6 +20,10 @@ from dict_cache import DictCache
 from trie_cache import Cache, CachedRows, CacheStats
 
 ALL = pytest.mark.also_nocache
+# asyncio.timeout (what these tests put inside a fetch) is new in Python 3.11.
+NEEDS_ASYNCIO_TIMEOUT = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="asyncio.timeout is new in Python 3.11"
+)
 
 ROWS = CachedRows({"r1": {"v": 1}}, 1_700_000_000.0)
 NEW = CachedRows({"r1": {"v": 2}}, 1_700_000_100.0)
@@ -450,6 +455,7 @@ async def test_a_lone_miss_runs_the_fetch_in_the_callers_task(cache: Cache) -> N
 
 
 @ALL
+@NEEDS_ASYNCIO_TIMEOUT
 async def test_a_timeout_inside_the_fetch_reaches_every_caller(cache: Cache) -> None:
     never = asyncio.Event()
     calls = 0
@@ -483,6 +489,7 @@ async def test_every_caller_cancelled_in_turn_leaves_nothing_behind(cache: Cache
 
 
 @ALL
+@NEEDS_ASYNCIO_TIMEOUT
 async def test_a_timeout_inside_the_fetch_reaches_it_while_others_wait(cache: Cache) -> None:
     never = asyncio.Event()
 
