@@ -401,11 +401,11 @@ def section_memory(core: str, total: int, runs: int) -> None:
 
 # --------------------------------------------------------------------------- bytes
 
-PAGE_RECORDS = 8
+PAGE_RECORDS = 2
 
 
 def make_page(n: int) -> Any:
-    """Page ``n``: 8 records, distinct values, about 1 KiB of rows in this process."""
+    """Page ``n``: 2 records of distinct values, about 1 KiB of rows in this process."""
     from trie_cache import CachedRows
 
     return CachedRows(
