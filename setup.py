@@ -22,7 +22,11 @@ else:
 
 extensions = [
     Extension(
-        f"trie_cache.{name}", [f"ext/{name}.pyx"], include_dirs=["ext"], extra_compile_args=CFLAGS
+        f"trie_cache.{name}",
+        [f"ext/{name}.pyx"],
+        include_dirs=["ext"],
+        depends=["ext/radix.pxd", "ext/radix_search.h"],
+        extra_compile_args=CFLAGS,
     )
     for name in ("_radix", "_rowcodec")
 ]

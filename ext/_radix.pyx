@@ -26,6 +26,12 @@ from threading import get_ident
 
 from radix cimport *
 
+cdef extern from "radix_search.h" nogil:
+    int radix_find_byte(const uchar *keys, int n, uchar b)
+    bint radix_label_matches(const uchar *label, const uchar *key, uint32_t length)
+    bint radix_long_label_matches(const uchar *label, const uchar *key, uint32_t length)
+    size_t radix_common_length(const uchar *a, const uchar *b, size_t n)
+
 cdef extern from "Python.h":
     # Declared here without an exception clause: a NULL result is handled by hand so the
     # common case (no lone surrogates) costs no exception-state bookkeeping.
@@ -41,6 +47,9 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
     void *PyUnicode_DATA(object s)
     Py_ssize_t PyBytes_GET_SIZE(object b)
+    bint PyUnicode_IS_COMPACT(object s)
+    int PyUnicode_KIND(object s)
+    uint32_t PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 
 # How many garbage nodes a write releases on its way out.
 DEF RECLAIM_SLICE = 64
@@ -82,6 +91,49 @@ cdef inline const uchar *ascii_bytes(object key, Py_ssize_t *n) noexcept:
         if <size_t>n[0] <= UINT32_MAX:
             return <const uchar *>PyUnicode_DATA(key)
     return NULL
+
+
+# Non-ASCII keys of up to this many characters are encoded on the stack by the lookups,
+# instead of making CPython build (and keep, inside the str) its UTF-8 copy.
+DEF SMALL_KEY_CHARS = 64
+
+
+cdef inline const uchar *small_utf8(object key, uchar *buf, Py_ssize_t *n) noexcept:
+    """The UTF-8 bytes (lone surrogates passed through) of a short compact ``str``, written
+    into ``buf`` (4 * SMALL_KEY_CHARS bytes), else NULL."""
+    cdef Py_ssize_t length, i, j = 0
+    cdef int kind
+    cdef void *data
+    cdef uint32_t c
+    if not (PyUnicode_CheckExact(key) and PyUnicode_IS_COMPACT(key)):
+        return NULL
+    length = PyUnicode_GET_LENGTH(key)
+    if length > SMALL_KEY_CHARS:
+        return NULL
+    kind = PyUnicode_KIND(key)
+    data = PyUnicode_DATA(key)
+    for i in range(length):
+        c = PyUnicode_READ(kind, data, i)
+        if c < 0x80:
+            buf[j] = <uchar>c
+            j += 1
+        elif c < 0x800:
+            buf[j] = <uchar>(0xC0 | (c >> 6))
+            buf[j + 1] = <uchar>(0x80 | (c & 0x3F))
+            j += 2
+        elif c < 0x10000:
+            buf[j] = <uchar>(0xE0 | (c >> 12))
+            buf[j + 1] = <uchar>(0x80 | ((c >> 6) & 0x3F))
+            buf[j + 2] = <uchar>(0x80 | (c & 0x3F))
+            j += 3
+        else:
+            buf[j] = <uchar>(0xF0 | (c >> 18))
+            buf[j + 1] = <uchar>(0x80 | ((c >> 12) & 0x3F))
+            buf[j + 2] = <uchar>(0x80 | ((c >> 6) & 0x3F))
+            buf[j + 3] = <uchar>(0x80 | (c & 0x3F))
+            j += 4
+    n[0] = j
+    return buf
 
 
 cdef inline const uchar *source_bytes(object source, Py_ssize_t *n) noexcept:
@@ -185,10 +237,8 @@ cdef inline Node **find_child(Node *node, uchar b) noexcept:
     cdef Node48 *n48
     cdef Node256 *n256
     if sorted_arrays(node, &keys, &kids):
-        for i in range(node.nkids):
-            if keys[i] == b:
-                return &kids[i]
-        return NULL
+        i = radix_find_byte(keys, node.nkids, b)
+        return &kids[i] if i >= 0 else NULL
     if node.kind == KIND_N48:
         n48 = <Node48 *>node
         i = n48.index[b]
@@ -441,10 +491,7 @@ cdef void cut_label_front(Node *node, size_t cut) noexcept:
 
 
 cdef inline size_t common_length(const uchar *a, const uchar *b, size_t n) noexcept:
-    cdef size_t i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    return radix_common_length(a, b, n)
 
 
 cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcept:
@@ -455,7 +502,19 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
     while True:
         plen = node.plen
         if plen:
-            if n - i < plen or memcmp(label_of(node), key + i, plen) != 0:
+            if n - i < plen:
+                return NULL
+            if plen > 32:
+                # memcmp compares 32 bytes a step where the CPU can: it wins on long runs.
+                if memcmp(node.label.ptr, key + i, plen) != 0:
+                    return NULL
+            elif plen > INLINE_LABEL:
+                if not radix_long_label_matches(node.label.ptr, key + i, plen):
+                    return NULL
+            elif n - i >= 8:
+                if not radix_label_matches(node.label.inl, key + i, plen):
+                    return NULL
+            elif memcmp(node.label.inl, key + i, plen) != 0:
                 return NULL
             i += plen
         if i == n:
@@ -578,11 +637,14 @@ cdef inline Node *lookup(Node *root, object key) except? NULL:
     """The node holding ``key``'s value, or NULL (TypeError for a non-str key)."""
     cdef Py_ssize_t n
     cdef object source
+    cdef uchar buf[4 * SMALL_KEY_CHARS]
     cdef const uchar *k = ascii_bytes(key, &n)
     cdef Node *node
     if k == NULL:
-        source = key_source(key, "keys")
-        k = source_bytes(source, &n)
+        k = small_utf8(key, buf, &n)
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
     node = find_exact(root, k, n)
     if node == NULL or node.value == NULL:
         return NULL

@@ -208,10 +208,11 @@ async def test_put_replaces(cache: LmdbCache) -> None:
 
 
 async def test_values_cbor_cannot_encode_raise_and_write_nothing(cache: LmdbCache) -> None:
+    # CachedRows refuses them (tests/test_rows_values.py), so they never reach the store.
     await cache.put("k", rows(1))
-    with pytest.raises(TypeError, match="'k' cannot be stored: .*object"):
+    with pytest.raises(TypeError, match="row 'r', field 'f': object"):
         await cache.put("k", CachedRows({"r": {"f": object()}}))
-    with pytest.raises(ValueError, match="'new' cannot be stored: .*surrogate"):
+    with pytest.raises(ValueError, match="row 'r', field 'f': .*surrogate"):
         await cache.put("new", CachedRows({"r": {"f": "lone \ud800"}}))
     assert await cache.get("k") == rows(1)
     assert await cache.count() == 1

@@ -251,14 +251,15 @@ def _has_surrogate(text: str) -> bool:
     return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
 
 
-def test_to_cbor_unencodable_value_is_type_error() -> None:
-    with pytest.raises(TypeError, match="object"):
-        CachedRows({"a": {"f": object()}}).to_cbor()
+def test_a_value_cbor_cannot_hold_is_refused_by_the_constructor() -> None:
+    # Regression: the constructor kept it and only to_cbor (and LmdbCache) refused it.
+    with pytest.raises(TypeError, match="row 'a', field 'f': object values"):
+        CachedRows({"a": {"f": object()}})
 
 
-def test_to_cbor_lone_surrogate_is_value_error() -> None:
-    with pytest.raises(ValueError, match="CBOR"):
-        CachedRows({"\ud800": {}}).to_cbor()
+def test_a_row_id_cbor_cannot_hold_is_refused_by_the_constructor() -> None:
+    with pytest.raises(ValueError, match="row id: .*lone surrogate"):
+        CachedRows({"\ud800": {}})
 
 
 @pytest.mark.parametrize("bad", ["text", None, 12, [b"x"]])

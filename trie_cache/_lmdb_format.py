@@ -34,8 +34,9 @@ The folder holds one LMDB environment with two named databases:
       order than the field list, a fifth item ``{row number: [field index, ...]}`` gives
       their order.
     * ``1``, the map form, which is ``CachedRows.to_cbor()``:
-      ``[1, fetched_at, {row_id: {field: value}}]``; written for a page without rows and
-      for one with a field whose value is ``undefined`` (it would read as a missing field).
+      ``[1, fetched_at, {row_id: {field: value}}]``; written for a page without rows.
+      ``CachedRows`` never holds ``undefined`` (nor any CBOR simple value), so no cell can be
+      mistaken for a missing field.
 
     The trailer is, for a long key, ``tail`` and ``len(tail)`` (4 bytes, little-endian);
     then one flags byte (bit 0: every field value is a scalar, so decoding needs no deep
@@ -214,22 +215,17 @@ DECODE_ERRORS: Final = (
 
 
 def table_form(rows: CachedRows) -> list[Any] | None:
-    """The table form of ``rows``, or ``None`` for a page without rows or with a field
-    whose value is ``cbor2.undefined`` (the map form).
+    """The table form of ``rows``, or ``None`` for a page without rows (the map form).
 
     The field list merges the records' fields, each new one placed right after the field
     before it in its record. Every row has one cell per field, ``cbor2.undefined`` for a
-    field the record lacks (a value rows cannot hold, as it is not a scalar). A record that
-    lists two fields in another order than the field list is rare (one query gives one
-    column order) and keeps its order in a fifth item, ``{row: [field index, ...]}``.
+    field the record lacks (``CachedRows`` refuses it as a value). A record that lists two
+    fields in another order than the field list is rare (one query gives one column order)
+    and keeps its order in a fifth item, ``{row: [field index, ...]}``.
     """
     records = rows._rows
     if not records:
         return None
-    if not rows._flat and any(
-        value is ABSENT for record in records.values() for value in record.values()
-    ):
-        return None  # an undefined field value would read back as a missing field
     cells: list[Any] = []
     append, extend = cells.append, cells.extend
     fields = None
