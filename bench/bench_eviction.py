@@ -34,16 +34,16 @@ import asyncio
 import gc
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# trie_cache picks its core when first imported: every import of it here comes after main()
+# applies --core.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 1 << 20
 TENANTS = 10
@@ -198,17 +198,6 @@ def _rows_value() -> Any:
 now = time.thread_time_ns
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def readme_keys(indices: Sequence[int], per_tenant: int) -> list[str]:
     """The README's key shape: half ``clients/page_{i}``, half ``orders/id/{i:08d}``."""
     half = per_tenant // 2
@@ -253,10 +242,10 @@ def loop_set_del(mapping: Any, probes: Sequence[str], old: Sequence[str], value:
 
 
 def timed(fn: Callable[..., Any], *args: Any) -> int:
-    with gc_paused():
-        t0 = now()
-        fn(*args)
-        return now() - t0
+    """Nanoseconds of this thread's CPU time one call of ``fn(*args)`` takes, GC paused."""
+    from trie_cache.bench import toolkit
+
+    return round(1e9 * toolkit.timed(fn, *args, clock=time.thread_time)[0])
 
 
 async def _await_loop(aget: Callable[[str], Awaitable[Any]], probes: Sequence[str]) -> int:
@@ -268,6 +257,7 @@ async def _await_loop(aget: Callable[[str], Awaitable[Any]], probes: Sequence[st
 
 def section_speed(total: int, rounds: int, probes: int) -> None:
     from trie_cache import MemCache, RadixTrie
+    from trie_cache.bench.toolkit import gc_paused
 
     per = total // TENANTS
     probes = min(probes, total)
@@ -397,7 +387,7 @@ def section_speed(total: int, rounds: int, probes: int) -> None:
 def memory_child(kind: str, total: int) -> None:
     """In a fresh process: print the RSS growth per entry of one structure."""
     from trie_cache import RadixTrie
-    from trie_cache.bench.soak import rss_bytes
+    from trie_cache.bench.toolkit import rss_bytes
 
     per = total // TENANTS
     half = per // 2
@@ -500,7 +490,7 @@ def bytes_child(pages: int, limit: int) -> None:
     import tracemalloc
 
     from trie_cache import MemCache
-    from trie_cache.bench.soak import rss_bytes
+    from trie_cache.bench.toolkit import rss_bytes
 
     # What nbytes says against what tracemalloc sees, on a sample of pages built the same way.
     sample = 2_000
@@ -690,11 +680,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if trie_cache.CORE != args.core:
         raise SystemExit(f"trie_cache picked the {trie_cache.CORE} core, not {args.core}")
     started = time.monotonic()
-    load = os.getloadavg()[0]
-    print(
-        f"bench_eviction: core={trie_cache.CORE}, Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, load average {load:.2f} at the start"
-    )
+    from trie_cache.bench.toolkit import machine_line
+
+    print(f"bench_eviction: core={trie_cache.CORE}; {machine_line()}")
     pages = min(args.pages, 200_000) if args.quick else args.pages
     steps: list[tuple[str, Callable[[], None]]] = [
         ("misses", section_misses),

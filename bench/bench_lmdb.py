@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
-import platform
 import random
 import shutil
 import sys
@@ -57,14 +55,46 @@ import lmdb
 
 from trie_cache import CachedRows, LmdbCache
 from trie_cache._lmdb_format import encode_value
+from trie_cache.bench.toolkit import (
+    CLOCKS,
+    Best,
+    Column,
+    Table,
+    Target,
+    format_ratio,
+    format_time,
+    format_value,
+    machine_line,
+    tenant_key,
+    tenant_prefix,
+    timed,
+    timed_async,
+)
 
 TENANTS = 5
 SEED = 7
 TARGETS = {
-    "get, hit": 1.2,  # LmdbCache / raw, at most
-    "invalidate 20%": 1.0,  # LmdbCache / raw, at most
-    "100 tasks put": 5.0,  # LmdbCache throughput / raw one txn per put, at least
+    "get, hit": Target(1.2),  # LmdbCache / raw, at most
+    "invalidate 20%": Target(1.0),  # LmdbCache / raw, at most
+    "100 tasks put": Target(5.0, at_least=True),  # throughput / raw one txn per put
 }
+CPU, WALL = CLOCKS["cpu"], CLOCKS["wall"]
+
+
+def cpu_time(fn: Callable[[], Any]) -> float:
+    return timed(fn, clock=CPU, collect=True)[0]
+
+
+def wall_time(fn: Callable[[], Any]) -> float:
+    return timed(fn, clock=WALL, collect=True)[0]
+
+
+async def cpu_time_async(fn: Callable[[], Awaitable[Any]]) -> float:
+    return (await timed_async(fn, clock=CPU, collect=True))[0]
+
+
+async def wall_time_async(fn: Callable[[], Awaitable[Any]]) -> float:
+    return (await timed_async(fn, clock=WALL, collect=True))[0]
 
 
 def page(n: int) -> CachedRows:
@@ -129,50 +159,8 @@ def plain(rows: CachedRows) -> list[Any]:
     return [1, rows.fetched_at, {k: dict(v) for k, v in rows.rows.items()}]
 
 
-def key(tenant: int, i: int) -> str:
-    return f"tenant_{tenant:05d}/clients/page_{i}"
-
-
-def prefix(tenant: int) -> str:
-    return f"tenant_{tenant:05d}/"
-
-
-class Timer:
-    """Best-of figures per name, in seconds."""
-
-    def __init__(self) -> None:
-        self.best: dict[str, float] = {}
-
-    def add(self, name: str, seconds: float) -> None:
-        self.best[name] = min(seconds, self.best.get(name, float("inf")))
-
-
-def cpu_time(fn: Callable[[], Any]) -> float:
-    gc.collect()
-    t0 = time.thread_time()
-    fn()
-    return time.thread_time() - t0
-
-
-async def cpu_time_async(fn: Callable[[], Awaitable[Any]]) -> float:
-    gc.collect()
-    t0 = time.thread_time()
-    await fn()
-    return time.thread_time() - t0
-
-
-async def wall_time_async(fn: Callable[[], Awaitable[Any]]) -> float:
-    gc.collect()
-    t0 = time.perf_counter()
-    await fn()
-    return time.perf_counter() - t0
-
-
-def wall_time(fn: Callable[[], Any]) -> float:
-    gc.collect()
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+key = tenant_key
+prefix = tenant_prefix
 
 
 class Raw:
@@ -186,21 +174,17 @@ class Raw:
             for k, v in items:
                 txn.put(k.encode(), v)
 
-    def get_loop(self, probes: Sequence[str]) -> None:
-        begin, loads = self.env.begin, cbor2.loads
+    def get_loop(self, probes: Sequence[str], decode: Callable[[bytes], Any] = cbor2.loads) -> None:
+        begin = self.env.begin
         for k in probes:
             with begin() as txn:
                 v = txn.get(k.encode())
             if v is not None:
-                loads(v)
+                decode(v)
 
     def get_rows_loop(self, probes: Sequence[str]) -> None:
-        begin, from_cbor = self.env.begin, CachedRows.from_cbor
-        for k in probes:
-            with begin() as txn:
-                v = txn.get(k.encode())
-            if v is not None:
-                from_cbor(v)
+        """:meth:`get_loop` building what ``LmdbCache.get`` returns: a ``CachedRows``."""
+        self.get_loop(probes, CachedRows.from_cbor)
 
     def put_loop(self, items: Sequence[tuple[str, Any]]) -> None:
         begin, dumps = self.env.begin, cbor2.dumps
@@ -250,7 +234,7 @@ def bench_page_forms(rounds: int) -> None:
         rows = make(3)
         map_form = rows.to_cbor()
         _, stored = encode_value("k", rows)
-        best: dict[str, float] = {}
+        best = Best()
         for _ in range(rounds):
             contenders: list[tuple[str, Callable[[], Any]]] = [
                 ("loads map", partial(cbor2.loads, map_form)),
@@ -260,14 +244,15 @@ def bench_page_forms(rounds: int) -> None:
             ]
             for name, fn in contenders:
                 seconds = cpu_time(partial(_repeat, fn, PAGE_LOOPS))
-                best[name] = min(best.get(name, 1e9), seconds / PAGE_LOOPS)
+                best.add(name, seconds / PAGE_LOOPS)
         rows_out.append(
             (
                 f"{kind}: to_cbor / stored",
                 f"{len(map_form)} / {len(stored)} B",
                 (
-                    f"loads {best['loads map'] * 1e6:.1f} / {best['loads stored'] * 1e6:.1f} us,"
-                    f" encode {best['to_cbor'] * 1e6:.1f} / {best['encode_value'] * 1e6:.1f} us"
+                    f"loads {format_time(best['loads map'])} / "
+                    f"{format_time(best['loads stored'])}, encode "
+                    f"{format_time(best['to_cbor'])} / {format_time(best['encode_value'])}"
                 ),
             )
         )
@@ -275,16 +260,20 @@ def bench_page_forms(rounds: int) -> None:
 
 
 def report(title: str, rows: list[tuple[str, str, str]]) -> None:
-    print(f"\n{title}")
+    table = Table([Column("", 42, "<"), Column("", 12), Column("", 1, "<")], indent="  ")
     for name, figure, note in rows:
-        print(f"  {name:<42} {figure:>12}  {note}")
+        table.add(name, figure, " " + note)
+    print(f"\n{title}")
+    print("\n".join(table.lines(header=False)))
 
 
-def verdict(name: str, ratio: float) -> str:
-    limit = TARGETS[name]
-    ok = ratio >= limit if name == "100 tasks put" else ratio <= limit
-    sign = ">=" if name == "100 tasks put" else "<="
-    return f"target {sign} {limit}: {'met' if ok else 'MISSED'}"
+def versus(ratio: float, target: str | None = None) -> str:
+    """``0.94x raw``, then ``target <= 1.2x raw: PASS`` if the figure has a target."""
+    text = f"{format_ratio(ratio)} raw"
+    if target is None:
+        return text
+    goal = TARGETS[target]
+    return f"{text}  target {goal.text('raw')}: {'PASS' if goal.passes(ratio) else 'MISS'}"
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -315,9 +304,10 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
     print(
         f"bench_lmdb: {len(keys):,} keys (+{len(page_items) - len(keys):,} of other pages), "
         f"{args.probes:,} probes, best of {args.rounds}; "
-        f"Python {platform.python_version()}, lmdb {lmdb.__version__} (LMDB "
-        f"{'.'.join(map(str, lmdb.version()))}), cbor2 {metadata.version('cbor2')}"
+        f"lmdb {lmdb.__version__} (LMDB {'.'.join(map(str, lmdb.version()))}), "
+        f"cbor2 {metadata.version('cbor2')}"
     )
+    print(machine_line())
 
     t_setup = time.perf_counter()
     fill_lmdb_cache_folder(tmp / "cache", page_items)
@@ -332,7 +322,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
             for k, v in items:
                 dc.set(k, v, tag=k[: len(prefix(0))])
     print(f"(setup {time.perf_counter() - t_setup:.1f} s)")
-    timer = Timer()
+    timer = Best()
 
     async with LmdbCache(tmp / "cache", durable=True) as cache:
         # -- get ----------------------------------------------------------------------
@@ -364,30 +354,20 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
 
         rows_out = []
         for kind in probes:
-            ours = timer.best[f"LmdbCache.get, {kind}"]
-            base = timer.best[f"raw, {kind}"]
-            note = verdict("get, hit", ours / base) if kind != "miss" else ""
+            ours = timer[f"LmdbCache.get, {kind}"]
+            base = timer[f"raw, {kind}"]
+            target = "get, hit" if kind != "miss" else None
             rows_out.append(
-                (
-                    f"LmdbCache.get, {kind}",
-                    f"{ours * 1e6:.2f} us",
-                    f"{ours / base:.2f}x raw  {note}",
-                )
+                (f"LmdbCache.get, {kind}", format_time(ours), versus(ours / base, target))
             )
-            rows_out.append((f"raw lmdb + cbor2, {kind}", f"{base * 1e6:.2f} us", "1.00x"))
-            rr = timer.best[f"raw + from_cbor, {kind}"]
+            rows_out.append((f"raw lmdb + cbor2, {kind}", format_time(base), versus(1.0)))
+            rr = timer[f"raw + from_cbor, {kind}"]
             rows_out.append(
-                (
-                    f"raw + CachedRows.from_cbor, {kind}",
-                    f"{rr * 1e6:.2f} us",
-                    f"{rr / base:.2f}x raw",
-                )
+                (f"raw + CachedRows.from_cbor, {kind}", format_time(rr), versus(rr / base))
             )
             if dc is not None:
-                d = timer.best[f"diskcache, {kind}"]
-                rows_out.append(
-                    (f"diskcache + cbor2, {kind}", f"{d * 1e6:.2f} us", f"{d / base:.2f}x raw")
-                )
+                d = timer[f"diskcache, {kind}"]
+                rows_out.append((f"diskcache + cbor2, {kind}", format_time(d), versus(d / base)))
         report("get (thread CPU time per call)", rows_out)
 
         bench_page_forms(args.rounds)
@@ -407,16 +387,12 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
         for _ in range(args.rounds):
             timer.add("inline", await wall_time_async(inline) / len(few))
             timer.add("off-loop", await wall_time_async(off_loop) / len(few))
-        ours, hop = timer.best["inline"], timer.best["off-loop"]
+        ours, hop = timer["inline"], timer["off-loop"]
         report(
             "get, hit, inline against off the loop (wall time per call)",
             [
-                ("LmdbCache.get (reads inline)", f"{ours * 1e6:.1f} us", "1.00x"),
-                (
-                    "read + from_cbor in run_in_executor",
-                    f"{hop * 1e6:.1f} us",
-                    f"{hop / ours:.2f}x",
-                ),
+                ("LmdbCache.get (reads inline)", format_time(ours), format_ratio(1.0)),
+                ("read + from_cbor in run_in_executor", format_time(hop), format_ratio(hop / ours)),
             ],
         )
 
@@ -455,18 +431,18 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
                         for k, v in tenant_items:
                             dc.set(k, v, tag=p)
                     timer.add("inv dc", wall_time(lambda: dc.evict(p)))
-        ours, base = timer.best["inv cache"], timer.best["inv raw"]
+        ours, base = timer["inv cache"], timer["inv raw"]
         rows_out = [
             (
                 "LmdbCache.invalidate_prefix",
-                f"{ours * 1e3:.1f} ms",
-                f"{ours / base:.2f}x raw  {verdict('invalidate 20%', ours / base)}",
+                format_time(ours),
+                versus(ours / base, "invalidate 20%"),
             ),
-            ("raw cursor range delete", f"{base * 1e3:.1f} ms", "1.00x"),
+            ("raw cursor range delete", format_time(base), versus(1.0)),
         ]
         if dc is not None:
-            d = timer.best["inv dc"]
-            rows_out.append(("diskcache evict(tag)", f"{d * 1e3:.1f} ms", f"{d / base:.2f}x raw"))
+            d = timer["inv dc"]
+            rows_out.append(("diskcache evict(tag)", format_time(d), versus(d / base)))
         report(
             f"invalidate one tenant: {per_tenant:,} of {len(keys):,} keys (wall, synced commit)",
             rows_out,
@@ -489,7 +465,7 @@ async def bench_puts(
     put_pages = [(f"put/{i}", pages[i % 16]) for i in range(n * 5)]
     put_plain = [(k, plain(v)) for k, v in put_pages]
     raw_p = Raw(tmp / f"raw_put_{durable}", sync=durable)
-    best: dict[str, float] = {}
+    best = Best()
     async with LmdbCache(tmp / f"cache_put_{durable}", durable=durable) as cache:
 
         async def sequential() -> None:
@@ -510,38 +486,34 @@ async def bench_puts(
                 dc.set(k, cbor2.dumps(v))
 
         for _ in range(max(1, args.rounds // 2)):
-            best["raw"] = min(
-                best.get("raw", 1e9), wall_time(lambda: raw_p.put_loop(put_plain[:n])) / n
-            )
-            best["seq"] = min(best.get("seq", 1e9), await wall_time_async(sequential) / n)
-            best["conc"] = min(
-                best.get("conc", 1e9), await wall_time_async(concurrent) / len(put_pages)
-            )
+            best.add("raw", wall_time(lambda: raw_p.put_loop(put_plain[:n])) / n)
+            best.add("seq", await wall_time_async(sequential) / n)
+            best.add("conc", await wall_time_async(concurrent) / len(put_pages))
             if dc is not None:
-                best["dc"] = min(best.get("dc", 1e9), wall_time(dc_puts) / n)
+                best.add("dc", wall_time(dc_puts) / n)
         batches = cache._store.batches
     raw_p.env.close()
-    rate = {k: 1 / v for k, v in best.items()}
+    rate = {k: 1 / v for k, v in best.best.items()}
+    raw_rate = rate["raw"]
     rows_out = [
-        ("raw, one txn per put", f"{rate['raw']:,.0f} /s", "1.00x"),
+        ("raw, one txn per put", format_value(raw_rate, "/s"), versus(1.0)),
         (
             "LmdbCache, one put at a time",
-            f"{rate['seq']:,.0f} /s",
-            f"{rate['seq'] / rate['raw']:.2f}x raw",
+            format_value(rate["seq"], "/s"),
+            versus(rate["seq"] / raw_rate),
         ),
         (
             "LmdbCache, 100 tasks at once",
-            f"{rate['conc']:,.0f} /s",
-            f"{rate['conc'] / rate['raw']:.2f}x raw  "
-            + (verdict("100 tasks put", rate["conc"] / rate["raw"]) if durable else ""),
+            format_value(rate["conc"], "/s"),
+            versus(rate["conc"] / raw_rate, "100 tasks put" if durable else None),
         ),
     ]
     if dc is not None:
         rows_out.append(
             (
                 "diskcache, one set at a time",
-                f"{rate['dc']:,.0f} /s",
-                f"{rate['dc'] / rate['raw']:.2f}x raw (not synced)",
+                format_value(rate["dc"], "/s"),
+                versus(rate["dc"] / raw_rate) + " (not synced)",
             )
         )
     report(f"put throughput, {label} ({batches} LmdbCache commits in all)", rows_out)

@@ -4,6 +4,7 @@
     python bench/bench_read_through.py [--backend mem|lmdb] [--tasks 1000] [--keys 50]
                                        [--reads 10] [--fetch-ms 5] [--write-ms 4] [--seed 1]
     python bench/bench_read_through.py --get-cost     # what the stats counters cost on get
+    python bench/bench_read_through.py --speed [--rounds 7] [--ops 20000]   # issue-14 targets
 
 A fake database holds one version number per tenant. ``--keys`` hot keys
 ``tenant_{t:02d}/clients/page_{n}`` (10 pages a tenant) are read by ``--tasks`` concurrent
@@ -29,6 +30,24 @@ figure to read.
 fresh equal strings) against awaiting an ``async def`` returning ``dict.get(k)``, and against
 the same ``get`` with the hit and miss counters taken out: best of 15 rounds of CPU time,
 the three interleaved in random order.
+
+``--speed`` times the read-through targets (CPU time, best of ``--rounds`` rounds of ``--ops``
+operations, the systems of a case interleaved in random order each round, GC off), each
+against a hand-written baseline measured in the same run:
+
+* miss: ``MemCache.get_or_fetch`` on fresh keys, the fetch returning prebuilt rows, against
+  ``FuturesSingleFlight`` (a dict of rows and a dict of futures; the first caller awaits the
+  fetch inline). Target <= 2x. "miss, fetch yields" is the same with a fetch that suspends
+  once (``asyncio.sleep(0)``): the general path; no target.
+* mixed: 100 tenants x 1,000 pages, 90% ``get_or_fetch`` of a random page, 10% a write to a
+  random tenant followed by its invalidation (``invalidate_prefix("tenant_XXX/")``), against
+  ``TenantDicts`` (a dict per tenant, a per-key ``asyncio.Lock`` and a generation counter per
+  tenant; it can only drop whole tenants). Sequential, and over 100 tasks. Target <= 1.5x.
+* hit: ``await get_or_fetch`` against ``await get`` on 100,000 stored keys. Target <= 1.1x.
+
+Before timing, every system is checked: single-flight (50 concurrent callers, one fetch),
+shared exceptions, failed fetches not stored, each miss fetched once and stored, and no stale
+read in the mixed workload (sequential and 100 tasks). Exit status 1 if a target is missed.
 """
 
 from __future__ import annotations
@@ -206,6 +225,330 @@ def measure_get_cost(rounds: int = 15, keys: int = 100_000, probes: int = 20_000
         print(f"{name:<28}{ns / probes:>8.1f} ns{ns / base:>7.2f}x")
 
 
+# -- speed targets (issue 14) -----------------------------------------------------------------
+
+SPEED_TENANTS = 100
+SPEED_PAGES = 1_000
+
+
+class FuturesSingleFlight:
+    """Hand-written baseline 1: a dict of rows and a dict of futures; the first caller of a
+    key awaits the fetch inline, later ones await its future. No invalidation."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, CachedRows] = {}
+        self.inflight: dict[str, asyncio.Future[CachedRows]] = {}
+
+    async def get_or_fetch(self, key: str, fetch: Callable[[], Awaitable[CachedRows]]) -> Any:
+        rows = self.data.get(key)
+        if rows is not None:
+            return rows
+        fut = self.inflight.get(key)
+        if fut is not None:
+            return await asyncio.shield(fut)
+        fut = asyncio.get_running_loop().create_future()
+        self.inflight[key] = fut
+        try:
+            rows = await fetch()
+        except BaseException as exc:
+            del self.inflight[key]
+            if isinstance(exc, Exception):
+                fut.set_exception(exc)
+                fut.exception()
+            else:
+                fut.cancel()
+            raise
+        self.data[key] = rows
+        del self.inflight[key]
+        fut.set_result(rows)
+        return rows
+
+
+class TenantDicts:
+    """Hand-written baseline 2: one dict per tenant, a per-key ``asyncio.Lock`` and a
+    generation counter per tenant; it can only drop whole tenants."""
+
+    def __init__(self) -> None:
+        self.tenants: dict[int, dict[str, CachedRows]] = {}
+        self.generations: dict[int, int] = {}
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    async def get_or_fetch(
+        self, tenant: int, key: str, fetch: Callable[[], Awaitable[CachedRows]]
+    ) -> Any:
+        rows = self.tenants.get(tenant, {}).get(key)
+        if rows is not None:
+            return rows
+        lock = self.locks.get(key)
+        if lock is None:
+            lock = self.locks[key] = asyncio.Lock()
+        async with lock:
+            rows = self.tenants.get(tenant, {}).get(key)
+            if rows is not None:
+                return rows
+            generation = self.generations.get(tenant, 0)
+            rows = await fetch()
+            if self.generations.get(tenant, 0) == generation:
+                self.tenants.setdefault(tenant, {})[key] = rows
+            return rows
+
+    def invalidate(self, tenant: int) -> None:
+        self.generations[tenant] = self.generations.get(tenant, 0) + 1
+        self.tenants.pop(tenant, None)
+
+
+class TenantDB:
+    """Prebuilt rows per tenant; a write replaces them (a new version)."""
+
+    def __init__(self) -> None:
+        self.versions = [0] * SPEED_TENANTS
+        self.rows = [CachedRows({"1": {"tenant": t, "version": 0}}) for t in range(SPEED_TENANTS)]
+        self.fetchers = [self._fetcher(t) for t in range(SPEED_TENANTS)]
+
+    def _fetcher(self, tenant: int) -> Callable[[], Awaitable[CachedRows]]:
+        rows = self.rows
+
+        async def fetch() -> CachedRows:
+            return rows[tenant]
+
+        return fetch
+
+    def write(self, tenant: int) -> None:
+        self.versions[tenant] += 1
+        self.rows[tenant] = CachedRows({"1": {"tenant": tenant, "version": self.versions[tenant]}})
+
+
+def mixed_ops(n: int, seed: int) -> list[tuple[int, int, str]]:
+    """(kind, tenant, key): kind 0 get_or_fetch (90%), 1 invalidate the tenant (10%)."""
+    rng = random.Random(seed)
+    ops = []
+    for _ in range(n):
+        tenant = rng.randrange(SPEED_TENANTS)
+        if rng.random() < 0.1:
+            ops.append((1, tenant, f"tenant_{tenant:03d}/"))
+        else:
+            page = rng.randrange(SPEED_PAGES)
+            ops.append((0, tenant, f"tenant_{tenant:03d}/clients/page_{page}"))
+    return ops
+
+
+async def run_mixed(system: str, ops: list[tuple[int, int, str]], tasks: int, check: bool) -> int:
+    """Run ``ops`` over ``tasks`` tasks (1: sequential); return CPU ns. With ``check``, every
+    read is verified not stale (its version >= the tenant's version when the read began)."""
+    db = TenantDB()
+    fetchers, versions = db.fetchers, db.versions
+    stale = 0
+    if system == "TenantDicts":
+        hand = TenantDicts()
+
+        async def worker(chunk: list[tuple[int, int, str]]) -> None:
+            nonlocal stale
+            for kind, tenant, key in chunk:
+                if kind:
+                    db.write(tenant)
+                    hand.invalidate(tenant)
+                    continue
+                floor = versions[tenant] if check else 0
+                rows = await hand.get_or_fetch(tenant, key, fetchers[tenant])
+                if check and rows.rows["1"]["version"] < floor:
+                    stale += 1
+    else:
+        cache = MemCache()
+        gof, inv = cache.get_or_fetch, cache.invalidate_prefix
+
+        async def worker(chunk: list[tuple[int, int, str]]) -> None:
+            nonlocal stale
+            for kind, tenant, key in chunk:
+                if kind:
+                    db.write(tenant)
+                    await inv(key)
+                    continue
+                floor = versions[tenant] if check else 0
+                rows = await gof(key, fetchers[tenant])
+                if check and rows.rows["1"]["version"] < floor:
+                    stale += 1
+
+    chunks = [ops[i::tasks] for i in range(tasks)]
+    t0 = time.process_time_ns()
+    if tasks == 1:
+        await worker(ops)
+    else:
+        await asyncio.gather(*(worker(c) for c in chunks))
+    elapsed = time.process_time_ns() - t0
+    if stale:
+        raise AssertionError(f"{system}: {stale} stale reads")
+    return elapsed
+
+
+async def run_misses(system: str, keys: list[str], check: bool, suspend: bool = False) -> int:
+    rows = CachedRows({"1": {"id": 1}})
+    calls = 0
+
+    async def fetch() -> CachedRows:
+        nonlocal calls
+        calls += 1
+        if suspend:
+            await asyncio.sleep(0)
+        return rows
+
+    target: Any = FuturesSingleFlight() if system == "FuturesSingleFlight" else MemCache()
+    gof = target.get_or_fetch
+    t0 = time.process_time_ns()
+    for k in keys:
+        await gof(k, fetch)
+    elapsed = time.process_time_ns() - t0
+    if check:
+        assert calls == len(keys), (system, calls)
+        for k in keys[:100]:
+            assert await gof(k, fetch) is rows
+        assert calls == len(keys), (system, "a stored key fetched again")
+    return elapsed
+
+
+async def check_single_flight(system: str) -> None:
+    """Both read-through systems: 50 concurrent callers of one key share one fetch, and
+    its exception; a failed fetch is not stored."""
+    gate = asyncio.Event()
+    calls = 0
+    rows = CachedRows({"1": {"id": 1}})
+
+    async def fetch() -> CachedRows:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return rows
+
+    async def failing() -> CachedRows:
+        await asyncio.sleep(0)
+        raise LookupError("down")
+
+    target: Any = FuturesSingleFlight() if system == "FuturesSingleFlight" else MemCache()
+    callers = [asyncio.create_task(target.get_or_fetch("k", fetch)) for _ in range(50)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert all(r is rows for r in await asyncio.gather(*callers)), system
+    assert calls == 1, (system, calls)
+    outcomes = await asyncio.gather(
+        *(target.get_or_fetch("e", failing) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, LookupError) for o in outcomes), (system, outcomes)
+    assert (await target.get_or_fetch("e", fetch)) is rows
+
+
+async def run_hits(kind: str, cache: MemCache, keys: list[str]) -> int:
+    rows = CachedRows({})
+
+    async def fetch() -> CachedRows:
+        return rows
+
+    t0 = time.process_time_ns()
+    if kind == "await get":
+        get = cache.get
+        for k in keys:
+            await get(k)
+    else:
+        gof = cache.get_or_fetch
+        for k in keys:
+            await gof(k, fetch)
+    return time.process_time_ns() - t0
+
+
+def measure_speed(rounds: int, ops: int, seed: int) -> int:
+    """Time the issue-14 targets; print one table of ratios; return 1 if a target missed."""
+    loop = asyncio.new_event_loop()
+    run = loop.run_until_complete
+    rng = random.Random(seed)
+    # Correctness first, for every system (untimed).
+    for system in ("MemCache", "FuturesSingleFlight"):
+        run(check_single_flight(system))
+        run(run_misses(system, [f"check/{i}" for i in range(1_000)], check=True))
+    check_ops = mixed_ops(20_000, seed + 1)
+    for system in ("MemCache", "TenantDicts"):
+        for tasks in (1, 100):
+            run(run_mixed(system, check_ops, tasks, check=True))
+
+    hot = MemCache()
+    hit_keys = [f"tenant_{i % SPEED_TENANTS:03d}/clients/page_{i}" for i in range(100_000)]
+    filler = CachedRows({"1": {}})
+    for k in hit_keys:
+        hot._trie[k] = filler
+    workload = mixed_ops(ops, seed)
+    # The same probes for both hit contenders in a round (fresh equal strings, not the keys).
+    probes = [
+        [
+            f"tenant_{i % SPEED_TENANTS:03d}/clients/page_{i}"
+            for i in rng.sample(range(100_000), ops)
+        ]
+        for _ in range(rounds)
+    ]
+    cases: dict[str, dict[str, Callable[[int], int]]] = {
+        "miss": {
+            "FuturesSingleFlight": lambda r: run(
+                run_misses("FuturesSingleFlight", [f"m{r}/{i}" for i in range(ops)], False)
+            ),
+            "MemCache": lambda r: run(
+                run_misses("MemCache", [f"m{r}/{i}" for i in range(ops)], False)
+            ),
+        },
+        "miss, fetch yields": {
+            "FuturesSingleFlight": lambda r: run(
+                run_misses("FuturesSingleFlight", [f"y{r}/{i}" for i in range(ops)], False, True)
+            ),
+            "MemCache": lambda r: run(
+                run_misses("MemCache", [f"y{r}/{i}" for i in range(ops)], False, True)
+            ),
+        },
+        "mixed, sequential": {
+            "TenantDicts": lambda r: run(run_mixed("TenantDicts", workload, 1, False)),
+            "MemCache": lambda r: run(run_mixed("MemCache", workload, 1, False)),
+        },
+        "mixed, 100 tasks": {
+            "TenantDicts": lambda r: run(run_mixed("TenantDicts", workload, 100, False)),
+            "MemCache": lambda r: run(run_mixed("MemCache", workload, 100, False)),
+        },
+        "hit": {
+            "await get": lambda r: run(run_hits("await get", hot, probes[r])),
+            "await get_or_fetch": lambda r: run(run_hits("await get_or_fetch", hot, probes[r])),
+        },
+    }
+    targets = {
+        "miss": 2.0,
+        "miss, fetch yields": None,
+        "mixed, sequential": 1.5,
+        "mixed, 100 tasks": 1.5,
+        "hit": 1.1,
+    }
+    best: dict[tuple[str, str], int] = {}
+    gc.disable()
+    try:
+        for r in range(rounds):
+            for case, systems in cases.items():
+                order = list(systems.items())
+                rng.shuffle(order)
+                for name, fn in order:
+                    ns = fn(r)
+                    best[case, name] = min(best.get((case, name), 1 << 62), ns)
+                gc.collect()
+    finally:
+        gc.enable()
+        loop.close()
+    print(f"# read-through speed, core {CORE}, best of {rounds} rounds x {ops:,} operations")
+    print(f"{'case':<20}{'system':<22}{'us/op':>8}{'ratio':>8} target")
+    missed = 0
+    for case, systems in cases.items():
+        base_name, ours_name = list(systems)
+        base = best[case, base_name]
+        ours = best[case, ours_name]
+        ratio = ours / base
+        target = targets[case]
+        ok = target is None or ratio <= target
+        missed += not ok
+        verdict = "(no target)" if target is None else f"<= {target}x {'ok' if ok else 'MISSED'}"
+        print(f"{case:<20}{base_name:<22}{base / ops / 1000:>8.2f}")
+        print(f"{'':<20}{ours_name:<22}{ours / ops / 1000:>8.2f}{ratio:>7.2f}x {verdict}")
+    return 1 if missed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=("mem", "lmdb"), default="mem")
@@ -216,7 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-ms", type=float, default=4.0, help="mean gap between writes")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--get-cost", action="store_true", help="time get with/without stats")
+    parser.add_argument("--speed", action="store_true", help="time the issue-14 targets")
+    parser.add_argument("--rounds", type=int, default=7, help="--speed: rounds (best of)")
+    parser.add_argument("--ops", type=int, default=20_000, help="--speed: operations a round")
     args = parser.parse_args(argv)
+    if args.speed:
+        assert CORE == "cython", f"benchmark the compiled core, not {CORE!r}"
+        return measure_speed(args.rounds, args.ops, args.seed)
     if args.get_cost:
         measure_get_cost()
         return 0

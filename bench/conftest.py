@@ -106,16 +106,14 @@ def compare_store(request: pytest.FixtureRequest) -> Iterator[StoreHandle]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("--bench-no-cython"):
         return
-    kept, dropped = [], []
-    for item in items:
+    def compiled(item: pytest.Item) -> bool:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and "cython" in callspec.params.values():
-            dropped.append(item)
-        else:
-            kept.append(item)
+        return callspec is not None and "cython" in callspec.params.values()
+
+    dropped = [item for item in items if compiled(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+        items[:] = [item for item in items if not compiled(item)]
 
 
 @pytest.fixture(scope="session")

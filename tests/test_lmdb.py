@@ -395,7 +395,8 @@ async def test_one_failing_request_does_not_fail_its_batch(
         *(cache.put(k, rows()) for k in ("a", "bad", "b")), return_exceptions=True
     )
     assert results[0] is None and results[2] is None
-    assert isinstance(results[1], lmdb.BadValsizeError)
+    assert isinstance(results[1], LmdbCacheError) and "BadValsizeError: injected" in str(results[1])
+    assert isinstance(results[1].__cause__, lmdb.BadValsizeError)
     assert await cache.get("a") == rows() and await cache.get("b") == rows()
     assert await cache.get("bad") is None
 
@@ -486,7 +487,9 @@ _GOOD = rows(2)
         pytest.param(_GOOD.to_cbor(), id="cbor-without-checksum"),
         pytest.param(_lmdb_format.frame_value(b"", _GOOD.to_cbor())[:-3], id="truncated"),
         pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps("rows")), id="wrong-shape"),
-        pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, [1]])), id="rows-not-a-map"),
+        pytest.param(
+            _lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, [1]])), id="rows-not-a-map"
+        ),
         pytest.param(_lmdb_format.frame_value(b"", b"\xff\xff"), id="invalid-cbor"),
         pytest.param(
             _lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}])), id="record-not-a-map"
@@ -495,14 +498,18 @@ _GOOD = rows(2)
             _lmdb_format.frame_value(b"", cbor2.dumps([1, 2.0, {"r": [1]}]), flat=True),
             id="flat-record-not-a-map",
         ),
-        pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps([1, 2, {}])), id="fetched-at-not-float"),
+        pytest.param(
+            _lmdb_format.frame_value(b"", cbor2.dumps([1, 2, {}])), id="fetched-at-not-float"
+        ),
         pytest.param(_lmdb_format.frame_value(b"", cbor2.dumps([])), id="empty-array"),
         pytest.param(
             _lmdb_format.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "s"]]), flat=True),
             id="ragged-table",
         ),
         pytest.param(
-            _lmdb_format.frame_value(b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "r", 2]]), flat=True),
+            _lmdb_format.frame_value(
+                b"", cbor2.dumps([2, 1.0, ["f"], ["r", 1, "r", 2]]), flat=True
+            ),
             id="table-with-a-repeated-row-id",
         ),
         pytest.param(

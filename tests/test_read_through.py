@@ -8,6 +8,7 @@ single-flights.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -131,8 +132,13 @@ async def test_concurrent_misses_share_one_fetch(cache: Cache) -> None:
 
 @ALL
 async def test_different_keys_fetch_separately(cache: Cache) -> None:
-    fetch = Fetcher()
-    await asyncio.gather(*(cache.get_or_fetch(f"t/{i % 3}", fetch) for i in range(30)))
+    # Gated, so that the 30 calls overlap: a fetch that does not suspend completes inline,
+    # before the next call starts, and on NoCache that next call fetches again.
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch(f"t/{i % 3}", fetch)) for i in range(30)]
+    await _all_joined(cache, 28)
+    fetch.gate.set()
+    await asyncio.gather(*callers)
     assert fetch.calls == 3
 
 
@@ -181,19 +187,41 @@ async def test_fetch_that_is_not_async_is_type_error(cache: Cache) -> None:
 
 
 @ALL
-async def test_cancelling_one_waiter_does_not_cancel_the_fetch(
+async def test_cancelling_a_caller_that_joined_does_not_cancel_the_fetch(
     cache: Cache, cache_backend: str
 ) -> None:
     fetch = Fetcher(gated=True)
     callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
     await _all_joined(cache, 3)
-    callers[0].cancel()
+    callers[1].cancel()
+    callers[2].cancel()
     await _settle()
-    assert callers[0].cancelled()
+    assert callers[1].cancelled() and callers[2].cancelled()
     fetch.gate.set()
-    assert await asyncio.gather(*callers[1:]) == [ROWS, ROWS]
+    assert await callers[0] == ROWS
     assert not fetch.cancelled
     assert fetch.calls == 1
+    if cache_backend != "nocache":
+        assert await cache.get("k") == ROWS
+
+
+@ALL
+async def test_cancelling_the_first_caller_cancels_its_fetch_and_the_others_fetch_anew(
+    cache: Cache, cache_backend: str
+) -> None:
+    # The fetch runs in its first caller's task, so that a timeout inside it (which cancels
+    # the current task) reaches it; the callers still waiting are not cancelled with it.
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    callers[0].cancel()
+    await _settle()
+    assert callers[0].cancelled() and fetch.cancelled
+    assert fetch.calls == 2  # one of the others started a new fetch, the last joined it
+    fetch.gate.set()
+    assert await asyncio.gather(*callers[1:]) == [ROWS, ROWS]
+    stats = cache.stats()
+    assert (stats.fetches, stats.fetches_cancelled, stats.coalesced) == (2, 1, 3)
     if cache_backend != "nocache":
         assert await cache.get("k") == ROWS
 
@@ -402,6 +430,87 @@ async def test_cancelling_the_caller_during_the_write_still_stores() -> None:
     assert cache.stats().fills == 1
 
 
+# -- the miss path: inline, a task only when needed (issue 14) --------------------------------
+
+
+@ALL
+async def test_a_lone_miss_runs_the_fetch_in_the_callers_task(cache: Cache) -> None:
+    seen: list[Any] = []
+
+    async def fetch() -> CachedRows:
+        seen.append((asyncio.current_task(), len(asyncio.all_tasks())))
+        await asyncio.sleep(0)
+        seen.append((asyncio.current_task(), len(asyncio.all_tasks())))
+        return ROWS
+
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    assert await caller == ROWS
+    # No task of its own: the fetch ran in the caller's task (the test's task plus it).
+    assert seen == [(caller, 2), (caller, 2)]
+
+
+@ALL
+async def test_a_timeout_inside_the_fetch_reaches_every_caller(cache: Cache) -> None:
+    never = asyncio.Event()
+    calls = 0
+
+    async def fetch() -> CachedRows:
+        nonlocal calls
+        calls += 1
+        async with asyncio.timeout(0.05):
+            await never.wait()
+        return ROWS
+
+    outcomes = await asyncio.gather(
+        *(cache.get_or_fetch("k", fetch) for _ in range(3)), return_exceptions=True
+    )
+    assert calls == 1
+    assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
+    assert cache.stats().fetch_errors == 1
+
+
+@ALL
+async def test_every_caller_cancelled_in_turn_leaves_nothing_behind(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    for caller in callers:
+        caller.cancel()
+        await _settle()
+    assert all(c.cancelled() for c in callers)
+    assert not cache._flights
+    assert cache.stats().fetches == cache.stats().fetches_cancelled
+
+
+@ALL
+async def test_a_timeout_inside_the_fetch_reaches_it_while_others_wait(cache: Cache) -> None:
+    never = asyncio.Event()
+
+    async def fetch() -> CachedRows:
+        async with asyncio.timeout(0.05):
+            await never.wait()
+        return ROWS
+
+    first = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    others = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(2)]
+    outcomes = await asyncio.wait_for(asyncio.gather(first, *others, return_exceptions=True), 10)
+    assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
+    assert cache.stats().fetch_errors == 1
+
+
+@ALL
+async def test_a_fetch_that_yields_many_times(cache: Cache) -> None:
+    async def fetch() -> CachedRows:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+        return ROWS
+
+    got = await asyncio.gather(*(cache.get_or_fetch("k", fetch) for _ in range(10)))
+    assert got == [ROWS] * 10
+    assert cache.stats().fetches == 1
+
+
 # -- max_age ---------------------------------------------------------------------------------
 
 
@@ -450,3 +559,234 @@ async def test_stats_count_a_read_through_session(cache: Cache) -> None:
         invalidations=1,
         keys_removed=0,
     )
+
+
+# -- stale fills across threads (issue 12, item 1) -------------------------------------------
+
+
+def _pause_after_the_store_check(cache: Any) -> tuple[threading.Event, threading.Event]:
+    """Make the fill's first "still registered?" check that answers yes block until told.
+
+    Returns (``checked``: the filling thread is paused right after that check, ``resume``).
+    The pause sits where a thread switch could fall between the check and the store.
+    """
+    checked, resume = threading.Event(), threading.Event()
+    original = cache._registered
+
+    def registered(key: str, flight: Any) -> bool:
+        answer: bool = original(key, flight)
+        if answer and not checked.is_set():
+            checked.set()
+            assert resume.wait(30)
+        return answer
+
+    cache._registered = registered
+    return checked, resume
+
+
+class Yielding(Fetcher):
+    """A fetch that suspends (a bare yield) before it returns: the miss path's general case."""
+
+    async def __call__(self) -> Any:
+        await asyncio.sleep(0)
+        return await super().__call__()
+
+
+@pytest.mark.parametrize("fetcher", [Fetcher, Yielding])
+@pytest.mark.parametrize("writer", ["invalidate", "put"])
+async def test_a_write_from_another_thread_between_check_and_store_wins(
+    cache: Cache, writer: str, fetcher: type[Fetcher]
+) -> None:
+    await cache.put("t/other", NEW)
+    checked, resume = _pause_after_the_store_check(cache)
+    filler = threading.Thread(
+        target=lambda: asyncio.run(cache.get_or_fetch("t/k", fetcher(ROWS))), daemon=True
+    )
+    filler.start()
+    assert await asyncio.to_thread(checked.wait, 30)
+
+    def write() -> None:
+        if writer == "invalidate":
+            asyncio.run(cache.invalidate_prefix("t/"))
+        else:
+            asyncio.run(cache.put("t/k", NEW))
+
+    other = threading.Thread(target=write, daemon=True)
+    other.start()
+    # The write either completes now (it must then win) or waits for the store to finish.
+    await asyncio.to_thread(other.join, 0.3)
+    resume.set()
+    await asyncio.to_thread(filler.join, 30)
+    await asyncio.to_thread(other.join, 30)
+    assert not filler.is_alive() and not other.is_alive()
+    expected = None if writer == "invalidate" else NEW
+    assert await cache.get("t/k") == expected
+
+
+# -- every outcome counted once (issue 12, item 13) ------------------------------------------
+
+
+async def _hit(cache: Cache) -> None:
+    await cache.put("k", ROWS)
+    await cache.get_or_fetch("k", Fetcher())
+
+
+async def _fill(cache: Cache) -> None:
+    await cache.get_or_fetch("k", Fetcher())
+
+
+async def _fill_after_suspending(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    fetch.gate.set()
+    await caller
+
+
+async def _coalesced(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(2)]
+    await _all_joined(cache, 2)
+    fetch.gate.set()
+    await asyncio.gather(*callers)
+
+
+async def _fetch_error(cache: Cache) -> None:
+    with pytest.raises(LookupError):
+        await cache.get_or_fetch("k", Fetcher(LookupError()))
+
+
+async def _fetch_error_after_suspending(cache: Cache) -> None:
+    fetch = Fetcher(LookupError(), gated=True)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    fetch.gate.set()
+    with pytest.raises(LookupError):
+        await caller
+
+
+async def _stale_fill(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    await cache.invalidate_prefix("k")
+    fetch.gate.set()
+    await caller
+
+
+async def _cancelled(cache: Cache) -> None:
+    fetch = Fetcher(gated=True)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    caller.cancel()
+    await asyncio.gather(caller, return_exceptions=True)
+    assert fetch.cancelled
+
+
+async def _stale_served(cache: Cache) -> None:
+    await cache.put("k", CachedRows({}, time.time() - 100))
+    await cache.get_or_fetch("k", Fetcher(), max_age=10, stale_while_revalidate=1000)
+    deadline = time.monotonic() + 10
+    while cache._refresh_tasks:  # the refresh runs in the background
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.001)
+
+
+# (scenario, counters on a storing backend, counters on NoCache); puts and invalidations
+# the scenario makes are left out of the comparison.
+OUTCOMES = [
+    (_hit, {"hits": 1}, {"misses": 1, "fetches": 1}),
+    (_fill, {"misses": 1, "fetches": 1, "fills": 1}, {"misses": 1, "fetches": 1}),
+    (
+        _fill_after_suspending,
+        {"misses": 1, "fetches": 1, "fills": 1},
+        {"misses": 1, "fetches": 1},
+    ),
+    (
+        _coalesced,
+        {"misses": 2, "fetches": 1, "coalesced": 1, "fills": 1},
+        {"misses": 2, "fetches": 1, "coalesced": 1},
+    ),
+    (_fetch_error, {"misses": 1, "fetches": 1, "fetch_errors": 1}, None),
+    (_fetch_error_after_suspending, {"misses": 1, "fetches": 1, "fetch_errors": 1}, None),
+    (
+        _stale_fill,
+        {"misses": 1, "fetches": 1, "stale_fills_prevented": 1},
+        {"misses": 1, "fetches": 1},
+    ),
+    (_cancelled, {"misses": 1, "fetches": 1, "fetches_cancelled": 1}, None),
+    (
+        _stale_served,
+        {"stale_served": 1, "refreshes": 1, "fetches": 1, "fills": 1},
+        {"misses": 1, "fetches": 1},
+    ),
+]
+
+
+@ALL
+@pytest.mark.parametrize(
+    ("scenario", "storing", "nocache"), OUTCOMES, ids=[o[0].__name__[1:] for o in OUTCOMES]
+)
+async def test_each_outcome_is_counted_exactly_once(
+    cache: Cache,
+    cache_backend: str,
+    scenario: Any,
+    storing: dict[str, int],
+    nocache: dict[str, int] | None,
+) -> None:
+    await scenario(cache)
+    expected = storing if cache_backend != "nocache" or nocache is None else nocache
+    got = cache.stats()
+    counted = {
+        name: value
+        for name, value in vars(CacheStats)["__dataclass_fields__"].items()
+        if name not in ("invalidations", "keys_removed")
+    }
+    assert {name: getattr(got, name) for name in counted} == {
+        name: expected.get(name, 0) for name in counted
+    }
+
+
+@ALL
+async def test_nocache_reports_no_fill(cache: Cache, cache_backend: str) -> None:
+    await cache.get_or_fetch("k", Fetcher())
+    assert cache.stats().fills == (0 if cache_backend == "nocache" else 1)
+
+
+class FailingStoreCache(DictCache):
+    """A backend written to the rule whose store fails (a full disk, say)."""
+
+    async def _put(self, key: str, rows: CachedRows) -> None:
+        raise OSError("no space left on device")
+
+
+@pytest.mark.parametrize("suspend", [False, True])
+async def test_a_fill_whose_store_fails_is_counted_and_raised(suspend: bool) -> None:
+    cache = FailingStoreCache()
+    fetch = Fetcher(gated=suspend)
+    caller = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    await fetch.started.wait()
+    fetch.gate.set()
+    with pytest.raises(OSError, match="no space"):
+        await caller
+    assert cache.stats() == CacheStats(misses=1, fetches=1, fill_errors=1)
+    assert not cache._flights  # nothing left registered: the next call fetches again
+    fetch2 = Fetcher()
+    with pytest.raises(OSError):
+        await cache.get_or_fetch("k", fetch2)
+    assert fetch2.calls == 1
+
+
+async def test_lmdb_fill_into_a_full_map_is_a_fill_error(tmp_path: Any) -> None:
+    from trie_cache import LmdbCache, LmdbCacheError
+
+    big = CachedRows({f"r{i}": {"pad": "x" * 1000} for i in range(50)}, 1.0)
+    async with LmdbCache(
+        tmp_path / "db", map_size=1 << 17, max_map_size=1 << 18, durable=False
+    ) as cache:
+        with pytest.raises(LmdbCacheError, match="full"):
+            for i in range(100):
+                await cache.get_or_fetch(f"k{i}", Fetcher(big))
+        stats = cache.stats()
+        assert stats.fill_errors == 1
+        assert stats.fetches == stats.fills + stats.fill_errors

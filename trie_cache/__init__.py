@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._cache import Cache, CacheStats, NoCache
+from ._cached import STABLE_KEY_TYPES, Cached
 from ._core import CORE, RadixTrie
 from ._memcache import MemCache
 from ._rows import CachedRows
@@ -16,8 +17,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CORE",
+    "STABLE_KEY_TYPES",
     "Cache",
     "CacheStats",
+    "Cached",
     "CachedRows",
     "LmdbCache",
     "LmdbCacheClosedError",

@@ -1,48 +1,90 @@
 """The cache contract, the read-through machinery every backend shares, and ``NoCache``.
 
-Backend rule: a backend subclasses :class:`Cache`, calls ``super().__init__(max_age=max_age)``
-and implements three coroutines, which receive input the base has already checked (``key`` and
-``prefix`` are ``str``, ``rows`` is a :class:`CachedRows`)::
+Backend rule: a backend subclasses :class:`Cache`, calls ``super().__init__(max_age=max_age,
+stale_while_revalidate=...)`` and implements three coroutines, which receive input the base
+has already checked (``key`` and ``prefix`` are ``str``, ``rows`` is a :class:`CachedRows`)::
 
     async def _get(self, key) -> CachedRows | None   # the stored rows or None; no age check
     async def _put(self, key, rows) -> None           # store, replacing what was there
     async def _invalidate(self, prefix) -> int        # drop every key starting with prefix
 
-and optionally ``aclose()``. Writes must take effect in the order they are called: a ``_put``
-called before an ``_invalidate`` (or another ``_put``) lands before it, even if both await.
-``MemCache`` writes synchronously; ``LmdbCache`` feeds one writer thread through a queue. The
-base provides the public API on top of those three and keeps
-all bookkeeping: ``get`` (``max_age``, hit and miss counts), ``put``, ``invalidate_prefix``,
-``get_or_fetch`` (single-flight, no stale fills) and ``stats``. Backends do not override the
-public methods; the exceptions are ``MemCache.get`` and ``put``, the same logic inlined for speed.
+and optionally ``aclose()`` (calling ``super().aclose()``), ``_put_if`` (below), ``_put_if_now``
+(the same without awaiting, where the backend can) and ``_peek``
+(a synchronous read, ``_UNKNOWN`` when it cannot answer without awaiting). Writes must take
+effect in the order they are called: a ``_put`` called before an ``_invalidate`` (or another
+``_put``) lands before it, even if both await. ``MemCache`` writes synchronously; ``LmdbCache``
+feeds one writer thread through a queue. The base provides the public API on top and keeps all
+bookkeeping: ``get`` (``max_age``, hit and miss counts), ``put``, ``invalidate_prefix``,
+``get_or_fetch`` (single-flight, no stale fills, stale-while-revalidate), ``cached`` and
+``stats``. Backends do not override the public methods; the exceptions are ``MemCache.get``
+and ``put``, the same logic inlined for speed.
 
 How stale fills are refused. Each key with a fetch in flight has a *registration* in a radix
 trie (``_flights``). ``invalidate_prefix(p)`` first detaches every registration under ``p`` with
 the trie's own ``invalidate_prefix`` -- O(len(p)), however many fetches are pending -- and
-``put(key, ...)`` drops the registration of ``key``. A fetch stores its result only if its
-registration is still the one in the trie (one O(len(key)) lookup) before the write. An
-invalidation or put called while that write is in progress lands after it (the ordering rule
-above), so it removes or replaces the fill, and nothing needs undoing. This is
-the per-prefix generation counter of the issue in trie form: detaching a subtree ends the
-generation of every fetch under it, and nothing needs pruning afterwards.
+``put(key, ...)`` drops the registration of ``key``; both do it under ``_write_lock`` before
+they write. A fetch stores its result with ``_put_if(key, rows, guard)``: the backend stores
+only if ``guard()`` (the registration is still the one in the trie, one O(len(key)) lookup)
+holds at the moment of the store, atomically against those detaches from any thread.
+``MemCache`` evaluates the guard and stores under ``_write_lock``; ``LmdbCache`` sends the guard
+with the write request and its writer thread evaluates it inside the write transaction, where
+the order of all writes is decided: a detach that comes first makes the guard refuse; one that
+comes later belongs to an invalidation or put queued after the fill, which removes or replaces
+it. The default ``_put_if`` (check, then ``_put``) is atomic only for a backend used from one
+thread. This is the per-prefix generation counter of the issue in trie form: detaching a subtree
+ends the generation of every fetch under it, and nothing needs pruning afterwards.
+
+The miss path. The first caller of a key (per event loop) registers a flight and drives the
+fill coroutine (fetch, then ``_put_if``) itself, in its own task: no task of its own, no
+shield. Its first step runs inline (``coro.send``): a fetch that returns without suspending (a
+memo, pre-fetched rows) and a backend that stores without awaiting (``MemCache``'s
+``_put_if_now``) make a miss a few plain calls, with no event-loop iteration. A fetch that
+suspends is driven on by ``_Drive``, which passes its suspensions to the task unchanged. Later
+callers on the same loop join: each awaits a future of its own, resolved with the flight's rows
+or exception, so a joiner's cancellation touches nobody else.
+
+Cancellation. The fetch runs in its first caller's task, so a cancellation of that task reaches
+the fetch, exactly as if the fetch were awaited directly: that is what makes a timeout or a
+``TaskGroup`` inside the fetch work (both cancel the *current* task, and turn the cancellation
+into their own outcome, e.g. ``TimeoutError``, which the joiners then share). If the fetch ends
+cancelled, the callers still waiting are not cancelled: they start (or join) a new fetch. Once
+the fetch has returned, the first caller's cancellation no longer reaches the fill: the store
+is relayed through a proxy future, and on cancellation the half-run fill moves into a task of
+its own (``_Rest``) that completes the store and answers the joiners. Running the fetch in a
+task of its own from the start (the design before issue 14) kept the first fetch alive when
+its first caller was cancelled, but cost a task, a shield and two loop iterations per miss
+(about 8 microseconds); eager task start (Python 3.12) would run the first step inline too,
+but this package supports 3.11.
+
+Stale-while-revalidate. Rows older than ``max_age`` but not older than ``max_age +
+stale_while_revalidate`` are returned at once, and a background refresh starts: a flight like
+any other (callers that miss join it), run in a task the cache owns and cancels on ``aclose``;
+nobody's cancellation cancels it. A refresh that fails is counted, logged once per key until a
+refresh of that key succeeds, and never raised into a caller.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import math
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from types import CoroutineType, TracebackType
+from typing import TYPE_CHECKING, Any, Final
 
 from ._core import RadixTrie
 from ._rows import CachedRows
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing_extensions import ParamSpec, Self
+
+    from ._cached import Cached, KeySpec
+
+    P = ParamSpec("P")
 
 __all__ = [
     "Cache",
@@ -55,8 +97,15 @@ __all__ = [
     "check_rows",
 ]
 
+logger = logging.getLogger("trie_cache")
+
 #: What ``get_or_fetch`` accepts as ``fetch``: an async callable returning rows.
 Fetch = Callable[[], Awaitable["CachedRows | Mapping[str, Mapping[str, Any]]"]]
+
+#: ``_peek``'s answer when only the awaiting ``_get`` can tell.
+_UNKNOWN: Final[Any] = object()
+#: What a joiner gets when the fetch it waited for was cancelled: try again.
+_RETRY: Final[Any] = object()
 
 
 def check_key(key: object) -> str:
@@ -77,18 +126,21 @@ def check_rows(rows: object) -> CachedRows:
     return rows
 
 
-def check_max_age(max_age: object) -> float | None:
+def check_max_age(max_age: object, name: str = "max_age") -> float | None:
     """``None`` or a non-negative number of seconds (``math.inf``: no limit)."""
     if max_age is None:
         return None
     if isinstance(max_age, bool) or not isinstance(max_age, (int, float)):
-        raise TypeError(
-            f"max_age must be a number of seconds or None, not {type(max_age).__name__}"
-        )
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(max_age).__name__}")
     value = float(max_age)
     if math.isnan(value) or value < 0:
-        raise ValueError(f"max_age must be a non-negative number of seconds, not {max_age!r}")
+        raise ValueError(f"{name} must be a non-negative number of seconds, not {max_age!r}")
     return value
+
+
+def check_stale(stale: object) -> float | None:
+    """``stale_while_revalidate``: like ``max_age``."""
+    return check_max_age(stale, "stale_while_revalidate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +149,20 @@ class CacheStats:
 
     Counters are plain integers updated without locks: exact for one event loop, and may
     miss an increment when several threads use one cache at the same moment.
+
+    Each ``get_or_fetch`` call counts once in ``hits``, ``stale_served`` or ``misses``, and
+    each of its misses once in ``fetches`` (it started the fetch) or ``coalesced`` (it joined
+    one). Each fetch (``fetches``, background refreshes included) ends once in ``fills``,
+    ``stale_fills_prevented``, ``fetch_errors``, ``fill_errors`` or ``fetches_cancelled`` --
+    except on ``NoCache``, which stores nothing: its fetches that return rows end in none.
     """
 
     hits: int = 0
     """``get`` (also inside ``get_or_fetch``) found rows young enough."""
     misses: int = 0
-    """``get`` found nothing, or rows older than ``max_age``."""
+    """``get`` found nothing, or rows older than ``max_age`` (and than the stale window)."""
     fetches: int = 0
-    """Calls of a ``fetch`` function started by ``get_or_fetch``."""
+    """Calls of a ``fetch`` function started by ``get_or_fetch`` (refreshes included)."""
     coalesced: int = 0
     """``get_or_fetch`` calls that joined a fetch already in flight instead of starting one."""
     fills: int = 0
@@ -113,31 +171,206 @@ class CacheStats:
     """Fetched rows not stored because the key was invalidated or put while fetching."""
     fetch_errors: int = 0
     """Fetches that raised (or returned something that is not rows); nothing is stored."""
+    fill_errors: int = 0
+    """Fetches that returned rows the backend then failed to store (the error is raised)."""
+    fetches_cancelled: int = 0
+    """Fetches cancelled before they returned (their last caller left, or the cache closed)."""
+    stale_served: int = 0
+    """``get_or_fetch`` calls answered with rows inside the stale-while-revalidate window."""
+    refreshes: int = 0
+    """Background refreshes started by those calls (also counted in ``fetches``)."""
     invalidations: int = 0
     """Calls of ``invalidate_prefix``."""
     keys_removed: int = 0
     """Keys those calls removed, in total."""
+    remote_invalidations: int = 0
+    """Prefixes applied from the bus: invalidated by another process, or another cache on it."""
+    bus_resets: int = 0
+    """Times the bus dropped everything because it could not rule out a missed invalidation."""
+    bypassed: int = 0
+    """``get`` calls answered with a miss because the bus was lagging (also in ``misses``)."""
 
 
 class _Flight:
-    """One fetch in flight for one key on one event loop, and how many callers await it."""
+    """One fill (fetch, then store) in flight for one key on one event loop.
 
-    __slots__ = ("abandoned", "fetching", "loop", "slot", "task", "waiters")
+    Class attributes are the defaults, so making one sets one attribute (``loop``).
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, slot: dict[Any, _Flight]) -> None:
-        self.loop = loop
-        #: The registration of the key in ``Cache._flights`` this fetch belongs to.
-        self.slot = slot
-        self.task: asyncio.Task[CachedRows] | None = None
-        self.waiters = 0
-        #: True until ``fetch()`` returned or raised; only then may the last caller cancel it.
-        self.fetching = True
-        #: Its last caller cancelled it; a later caller must not join it but start anew.
-        self.abandoned = False
+    #: The task running the fill once its first caller left (or a refresh), else None.
+    task: asyncio.Task[Any] | None = None
+    #: One future per caller that joined, resolved with the fill's outcome.
+    joiners: list[asyncio.Future[CachedRows]] | None = None
+    #: True until ``fetch()`` returned or raised; then the first caller's cancellation no
+    #: longer reaches the fill (its store goes on in a task).
+    fetching = True
+    #: Its last caller cancelled it; a later caller must not join it but start anew.
+    abandoned = False
+    #: A stale-while-revalidate refresh: owned by the cache, not cancelled by callers.
+    background = False
+    #: The outcome is out; nobody may join any more.
+    done = False
+    #: The event loop of its callers; set right after making it.
+    loop: asyncio.AbstractEventLoop
 
 
-def _retrieve(task: asyncio.Task[CachedRows]) -> None:
-    # Mark the outcome as seen, so a fetch whose callers all left logs no "never retrieved".
+def _flight_on(registration: Any, loop: asyncio.AbstractEventLoop) -> _Flight | None:
+    """The flight of ``loop`` in a registration (a flight, or a dict of them by loop)."""
+    if registration is None:
+        return None
+    if type(registration) is dict:
+        return registration.get(loop)
+    return registration if registration.loop is loop else None
+
+
+def _settle(flight: _Flight, rows: CachedRows | None, exc: BaseException | None) -> None:
+    """Hand the fill's outcome to every joiner still waiting."""
+    flight.done = True
+    joiners = flight.joiners
+    if not joiners:
+        return
+    for fut in joiners:
+        if fut.done():
+            continue  # that caller was cancelled
+        if exc is None:
+            fut.set_result(rows)  # type: ignore[arg-type]
+        elif isinstance(exc, asyncio.CancelledError):
+            fut.set_result(_RETRY)  # the fetch was cancelled, not them: they start anew
+        else:
+            fut.set_exception(exc)
+
+
+def _wake(proxy: asyncio.Future[None], _: object) -> None:
+    if not proxy.done():
+        proxy.set_result(None)
+
+
+class _Drive:
+    """The first caller drives a suspended fill: ``await _Drive(fill, first_step, flight)``.
+
+    The fetch's suspensions pass through unchanged; the store's are relayed through a proxy
+    future, so that the caller's cancellation reaches this driver, not the store (see the
+    module docstring).
+    """
+
+    __slots__ = ("coro", "flight", "step")
+
+    def __init__(self, coro: Coroutine[Any, Any, CachedRows], step: Any, flight: _Flight) -> None:
+        self.coro = coro
+        self.step = step
+        self.flight = flight
+
+    def __await__(self) -> Generator[Any, None, CachedRows]:
+        coro, step, flight = self.coro, self.step, self.flight
+        loop = flight.loop
+        while True:
+            relay = None
+            try:
+                if flight.fetching or not getattr(step, "_asyncio_future_blocking", None):
+                    # The fetch's own suspensions pass straight through, as in a task.
+                    yield step
+                else:
+                    # The store: relayed, so that a cancellation cannot reach it.
+                    step._asyncio_future_blocking = False
+                    proxy = loop.create_future()
+                    relay = _wake.__get__(proxy)
+                    step.add_done_callback(relay)
+                    proxy._asyncio_future_blocking = True
+                    yield proxy
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    if relay is not None:
+                        # The rows are being stored: the store goes on in a task of its own.
+                        step.remove_done_callback(relay)
+                        flight.task = task = loop.create_task(_Rest(coro, step))
+                        task.add_done_callback(_retrieve)
+                        raise
+                    # The task has cancelled what the fetch waits for; the fetch gets the
+                    # CancelledError (a timeout inside it turns it into TimeoutError).
+                    flight.abandoned = True
+                try:
+                    step = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                continue
+            try:
+                step = coro.send(None)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+
+class _Rest(Coroutine[Any, Any, CachedRows]):
+    """A half-run fill as a coroutine a task can run: first it waits for ``step`` (what the
+    fill was waiting for), then it passes everything through to the fill."""
+
+    __slots__ = ("_coro", "_started", "_step")
+
+    def __init__(self, coro: Coroutine[Any, Any, CachedRows], step: Any) -> None:
+        self._coro = coro
+        self._step = step
+        self._started = False
+
+    def send(self, value: Any) -> Any:
+        if not self._started:
+            self._started = True
+            step = self._step
+            if isinstance(step, asyncio.Future):
+                step._asyncio_future_blocking = True
+            return step
+        return self._coro.send(value)
+
+    def throw(self, exc: Any, value: Any = None, tb: Any = None) -> Any:
+        if not self._started:
+            # Cancelled before it ran: what the fill waits for is cancelled with it.
+            self._started = True
+            if isinstance(exc, asyncio.CancelledError) and isinstance(self._step, asyncio.Future):
+                self._step.cancel()
+        if value is None and tb is None:
+            return self._coro.throw(exc)
+        return self._coro.throw(exc, value, tb)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, CachedRows]:
+        raise TypeError("_Rest is run by a task, not awaited")
+
+
+class _Resume:
+    """``await _Resume(coro, step)``: a coroutine already stepped once (it is waiting on
+    ``step``), awaited from there on as if it had been awaited from the start."""
+
+    __slots__ = ("coro", "step")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], step: Any) -> None:
+        self.coro = coro
+        self.step = step
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, step = self.coro, self.step
+        while True:
+            try:
+                value = yield step
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - passed on to the coroutine
+                try:
+                    step = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    step = coro.send(value)
+                except StopIteration as stop:
+                    return stop.value
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # Mark the outcome as seen, so a fill whose callers all left logs no "never retrieved".
     if not task.cancelled():
         task.exception()
 
@@ -149,12 +382,31 @@ class Cache(abc.ABC):
     ``invalidate_prefix(p)`` drops every key that starts with ``p`` as a plain string.
     ``max_age`` (seconds) is the default age limit of ``get`` and ``get_or_fetch``: rows
     whose ``fetched_at`` is older count as a miss. ``None`` means no limit.
+    ``stale_while_revalidate`` (seconds) is the default stale window of ``get_or_fetch``:
+    rows older than ``max_age`` by no more than it are returned while a background refresh
+    runs. ``None`` or ``0``: no window. ``bus`` (a :class:`trie_cache.redis.RedisBus`) shares
+    ``invalidate_prefix`` with every cache on its stream, in this process and others.
     """
 
-    def __init__(self, *, max_age: float | None = None) -> None:
+    #: False for a backend that stores nothing (``NoCache``): fills are not attempted.
+    _stores = True
+
+    def __init__(
+        self,
+        *,
+        max_age: float | None = None,
+        stale_while_revalidate: float | None = None,
+        bus: Any = None,
+    ) -> None:
         self._max_age = check_max_age(max_age)
+        self._stale = check_stale(stale_while_revalidate)
         # key -> {event loop: _Flight}; see the module docstring.
         self._flights: Any = RadixTrie()
+        # Held by a registration check with its store, and by put's and invalidate's detach.
+        self._write_lock = threading.RLock()
+        self._refresh_tasks: set[asyncio.Task[None]] = set()
+        self._failing_refreshes: set[str] = set()
+        self._closing = False
         self._hits = 0
         self._misses = 0
         self._fetches = 0
@@ -162,8 +414,24 @@ class Cache(abc.ABC):
         self._fills = 0
         self._stale_fills_prevented = 0
         self._fetch_errors = 0
+        self._fill_errors = 0
+        self._fetches_cancelled = 0
+        self._stale_served = 0
+        self._refreshes = 0
         self._invalidations = 0
         self._keys_removed = 0
+        self._remote_invalidations = 0
+        self._bus_resets = 0
+        self._bypassed = 0
+        #: Set by a RedisBus that lost touch for longer than its ``max_lag``: every read
+        #: (``get``, ``get_or_fetch``) is then a miss, counted as ``bypassed``.
+        self._lagging = False
+        self._bus: Any = None
+        if bus is not None:
+            if not callable(getattr(bus, "_attach", None)):
+                raise TypeError(f"bus must be a RedisBus or None, not {type(bus).__name__}")
+            bus._attach(self)
+            self._bus = bus
 
     # -- what a backend implements ------------------------------------------------------
 
@@ -179,6 +447,28 @@ class Cache(abc.ABC):
     async def _invalidate(self, prefix: str) -> int:
         """Drop every key starting with ``prefix`` (``""``: all); return how many."""
 
+    async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> bool:
+        """Store ``rows`` under ``key`` if ``guard()`` holds when the store happens; say if so.
+
+        The guard and the store must be atomic against ``put``'s and ``invalidate_prefix``'s
+        detach under ``_write_lock`` (module docstring). This default checks, then calls
+        ``_put``: atomic only for a backend used from one thread.
+        """
+        if not guard():
+            return False
+        await self._put(key, rows)
+        return True
+
+    def _put_if_now(self, key: str, rows: CachedRows, flight: _Flight) -> Any:
+        """``_put_if`` without awaiting, for a backend that can, with the guard
+        ``self._registered(key, flight)``: ``True``/``False``, or ``_UNKNOWN`` (the default)
+        when only the awaiting ``_put_if`` can store."""
+        return _UNKNOWN
+
+    def _peek(self, key: str) -> Any:
+        """The rows under ``key`` or ``None`` without awaiting, or ``_UNKNOWN``."""
+        return _UNKNOWN
+
     # -- the public API -------------------------------------------------------------------
 
     @property
@@ -186,12 +476,27 @@ class Cache(abc.ABC):
         """The default age limit in seconds, or ``None``."""
         return self._max_age
 
+    @property
+    def stale_while_revalidate(self) -> float | None:
+        """The default stale window of ``get_or_fetch`` in seconds, or ``None``."""
+        return self._stale
+
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
         """The rows stored under ``key``, or ``None`` (also when older than ``max_age``).
 
         ``max_age=None`` uses the cache's default; ``math.inf`` lifts it for this call.
         """
+        if self._lagging:
+            return self._bypass(key, max_age)
         return self._tally(await self._get(check_key(key)), max_age)
+
+    def _bypass(self, key: str, max_age: float | None) -> None:
+        """A read while the bus is lagging: a miss, counted as such and as bypassed."""
+        check_key(key)
+        if max_age is not None:
+            check_max_age(max_age)
+        self._misses += 1
+        self._bypassed += 1
 
     def _tally(self, rows: CachedRows | None, max_age: float | None) -> CachedRows | None:
         """What ``get`` returns for the stored ``rows``, counted as hit or miss."""
@@ -222,57 +527,196 @@ class Cache(abc.ABC):
         check_key(key)
         check_rows(rows)
         if self._flights:
-            self._flights.pop(key, None)
+            with self._write_lock:
+                self._flights.pop(key, None)
         await self._put(key, rows)
 
     async def invalidate_prefix(self, prefix: str) -> int:
         """Drop every key starting with ``prefix`` (``""``: all); return how many.
 
         Fetches in flight for those keys still answer their callers but store nothing.
+        With a bus, ``prefix`` is then appended to its stream and the call returns once Redis
+        acknowledged it (or raises ``trie_cache.redis.BusError`` after ``publish_timeout``).
         """
         check_prefix(prefix)
-        if self._flights:
-            self._flights.invalidate_prefix(prefix)
-        removed = await self._invalidate(prefix)
+        removed = await self._drop(prefix)
         self._invalidations += 1
         self._keys_removed += removed
+        if self._bus is not None:
+            await self._bus._publish(self, prefix)
         return removed
 
+    async def _drop(self, prefix: str) -> int:
+        """The local part of ``invalidate_prefix``, also what a bus applies from elsewhere."""
+        if self._flights:
+            with self._write_lock:
+                self._flights.invalidate_prefix(prefix)
+        return await self._invalidate(prefix)
+
     async def get_or_fetch(
-        self, key: str, fetch: Fetch, *, max_age: float | None = None
+        self,
+        key: str,
+        fetch: Fetch,
+        *,
+        max_age: float | None = None,
+        stale_while_revalidate: float | None = None,
     ) -> CachedRows:
         """Cached rows for ``key``, or else the result of ``await fetch()``, stored.
 
         ``fetch`` returns :class:`CachedRows` or a mapping of rows (wrapped with
         ``fetched_at`` = when the fetch started). Concurrent calls for one key on one
         event loop share one fetch and its result or exception; a failed fetch stores
-        nothing. Cancelling a caller leaves the fetch running for the others; cancelling
-        the last one cancels the fetch (a fetch that already returned still stores). If the
-        key is invalidated (or put) while the fetch runs, its result is returned but not
-        stored, and later callers start a new fetch.
+        nothing. The fetch runs in the task of the call that started it: cancelling that
+        call cancels the fetch (a fetch that already returned still stores), and the calls
+        still waiting, which are not cancelled, start a new fetch; cancelling any other call
+        leaves the fetch alone. If the key is invalidated (or put) while the fetch runs,
+        its result is returned but not stored, and later callers start a new fetch.
+
+        Rows older than ``max_age`` (default: the cache's) by no more than
+        ``stale_while_revalidate`` (default: the cache's) are returned at once, and one
+        background refresh of the key starts unless a fetch for it is in flight already.
         """
-        rows = await self.get(key, max_age)
-        if rows is not None:
-            return rows
-        loop = asyncio.get_running_loop()
-        slot: dict[Any, _Flight] | None = self._flights.get(key)
-        flight = None if slot is None else slot.get(loop)
-        if flight is None or flight.abandoned or flight.task is None or flight.task.done():
-            flight = self._start(key, fetch, loop)
+        if self._lagging:
+            check_key(key)
+            self._bypassed += 1
+            rows = None
         else:
+            rows = self._peek(key)
+        if rows is _UNKNOWN:
+            rows = await self._get(check_key(key))
+        if rows is not None:
+            if max_age is None and self._max_age is None:
+                if stale_while_revalidate is not None:
+                    check_stale(stale_while_revalidate)
+                self._hits += 1
+                return rows  # type: ignore[no-any-return]
+            limit = self._max_age if max_age is None else check_max_age(max_age)
+            stale = (
+                self._stale
+                if stale_while_revalidate is None
+                else check_stale(stale_while_revalidate)
+            )
+            age = time.time() - rows.fetched_at
+            if limit is None or age <= limit:
+                self._hits += 1
+                return rows  # type: ignore[no-any-return]
+            if stale and age <= limit + stale and not self._closing:
+                self._stale_served += 1
+                self._refresh(key, fetch)
+                return rows  # type: ignore[no-any-return]
+        else:
+            if max_age is not None:
+                check_max_age(max_age)
+            if stale_while_revalidate is not None:
+                check_stale(stale_while_revalidate)
+        self._misses += 1
+        loop = asyncio.get_running_loop()
+        flights = self._flights
+        registration = flights.get(key)
+        while registration is not None:
+            flight = _flight_on(registration, loop)
+            if flight is None or flight.abandoned or flight.done:
+                break
             self._coalesced += 1
-        task = flight.task
-        assert task is not None
-        flight.waiters += 1
+            joined = await self._join(flight)
+            if joined is not _RETRY:
+                return joined  # type: ignore[no-any-return]
+            # Its first caller was cancelled, and the fetch with it: join or start another.
+            registration = flights.get(key)
+        flight = _Flight()
+        flight.loop = loop
+        if registration is not None or flights.setdefault(key, flight) is not flight:
+            self._register_beside(key, flight)
+        self._fetches += 1
+        # The fast path: the fetch is a coroutine that returns without suspending, and the
+        # backend stores without awaiting. Nobody can join meanwhile (no loop iteration).
+        started = time.time()
         try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if flight.waiters == 1 and flight.fetching and not task.done():
-                flight.abandoned = True
-                task.cancel()
+            aw = fetch()
+        except BaseException as exc:
+            self._fetch_failed(key, flight, exc)
             raise
-        finally:
-            flight.waiters -= 1
+        if type(aw) is not CoroutineType:
+            return await self._drive(key, aw, flight, started)
+        try:
+            step = aw.send(None)
+        except StopIteration as stop:
+            result = stop.value
+        except BaseException as exc:
+            self._fetch_failed(key, flight, exc)
+            raise
+        else:
+            # It suspended: the general path, driven by this caller.
+            return await self._drive(key, _Resume(aw, step), flight, started)
+        # Nobody saw the flight (no loop iteration passed): no need to mark it fetched or done.
+        if type(result) is CachedRows:
+            rows = result
+        else:
+            try:
+                rows = _as_rows(result, started)
+            except TypeError as exc:
+                self._fetch_failed(key, flight, exc)
+                raise
+        if self._stores:
+            try:
+                stored = self._put_if_now(key, rows, flight)
+            except BaseException:
+                flight.done = True
+                self._unregister(key, flight)
+                self._fill_errors += 1
+                raise
+            if stored is _UNKNOWN:
+                # The backend's store awaits: the general path for the rest.
+                return await self._drive(key, rows, flight, started, True)
+            if stored:
+                self._fills += 1
+            else:
+                self._stale_fills_prevented += 1
+        if flights.get(key) is flight:
+            flights.pop(key, None)
+        else:
+            self._unregister(key, flight)
+        return rows
+
+    def _fetch_failed(self, key: str, flight: _Flight, exc: BaseException) -> None:
+        """The fast path's fetch raised: count it and end the flight (nobody joined)."""
+        flight.fetching = False
+        flight.done = True
+        self._unregister(key, flight)
+        if isinstance(exc, Exception):
+            self._fetch_errors += 1
+        else:
+            self._fetches_cancelled += 1
+
+    async def _drive(
+        self, key: str, fetched: Any, flight: _Flight, started: float, in_hand: bool = False
+    ) -> CachedRows:
+        """The general miss path: run the fill, inline until it suspends, then by ``_Drive``.
+
+        ``fetched`` is what to await for the fetch's result, or (``in_hand``) the rows.
+        """
+        coro = self._fill(key, fetched, flight, started, in_hand)
+        try:
+            step = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        return await _Drive(coro, step, flight)
+
+    def cached(
+        self,
+        key: KeySpec,
+        *,
+        max_age: float | None = None,
+        stale_while_revalidate: float | None = None,
+    ) -> Callable[[Callable[P, Awaitable[Any]]], Cached[P]]:
+        """A decorator: the async function's result, read through this cache.
+
+        ``key`` is a format string over the function's arguments, or a callable taking the
+        same arguments and returning the key; see :class:`trie_cache.Cached`.
+        """
+        from ._cached import decorator
+
+        return decorator(self, key, max_age, stale_while_revalidate)
 
     def stats(self) -> CacheStats:
         """A snapshot of the counters (see :class:`CacheStats`)."""
@@ -284,12 +728,45 @@ class Cache(abc.ABC):
             fills=self._fills,
             stale_fills_prevented=self._stale_fills_prevented,
             fetch_errors=self._fetch_errors,
+            fill_errors=self._fill_errors,
+            fetches_cancelled=self._fetches_cancelled,
+            stale_served=self._stale_served,
+            refreshes=self._refreshes,
             invalidations=self._invalidations,
             keys_removed=self._keys_removed,
+            remote_invalidations=self._remote_invalidations,
+            bus_resets=self._bus_resets,
+            bypassed=self._bypassed,
         )
 
     async def aclose(self) -> None:
-        """Release what the backend holds; the base has nothing to release."""
+        """Cancel the refreshes in flight (and wait for those on this loop); no new ones start.
+
+        Backends release what they hold after calling this.
+        """
+        mine = self._stop_refreshing()
+        if mine:
+            await asyncio.gather(*mine, return_exceptions=True)
+
+    def _stop_refreshing(self) -> list[asyncio.Task[None]]:
+        """Start no more refreshes and cancel those in flight; return the running loop's."""
+        self._closing = True
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        mine = []
+        for task in list(self._refresh_tasks):
+            loop = task.get_loop()
+            if loop is running:
+                task.cancel()
+                mine.append(task)
+            else:
+                try:
+                    loop.call_soon_threadsafe(task.cancel)
+                except RuntimeError:
+                    pass  # that loop is closed: the task will never run again
+        return mine
 
     async def __aenter__(self) -> Self:
         return self
@@ -304,52 +781,152 @@ class Cache(abc.ABC):
 
     # -- the read-through machinery -------------------------------------------------------
 
-    def _start(self, key: str, fetch: Fetch, loop: asyncio.AbstractEventLoop) -> _Flight:
-        """Register a new fetch for ``key`` on ``loop`` and start it in its own task."""
-        slot: dict[Any, _Flight] | None = self._flights.get(key)
-        if slot is None:
-            # setdefault is one trie call: two threads racing here share one registration.
-            slot = self._flights.setdefault(key, {})
-        assert slot is not None
-        flight = _Flight(loop, slot)
-        slot[loop] = flight
-        self._fetches += 1
-        flight.task = loop.create_task(self._fill(key, fetch, flight))
-        flight.task.add_done_callback(_retrieve)
+    def _register(self, key: str, loop: asyncio.AbstractEventLoop) -> _Flight:
+        """A new flight for ``key`` on ``loop``, registered in ``_flights``."""
+        flight = _Flight()
+        flight.loop = loop
+        if self._flights.setdefault(key, flight) is not flight:
+            self._register_beside(key, flight)
         return flight
+
+    def _register_beside(self, key: str, flight: _Flight) -> None:
+        """Register ``flight`` where ``key`` may hold a registration already.
+
+        A registration is one flight, or a dict of flights by loop when loops in several
+        threads fetch the key at once. Under the lock, so that no detach falls between
+        reading the old registration and writing the new one.
+        """
+        flights = self._flights
+        with self._write_lock:
+            old = flights.get(key)
+            if old is None or (type(old) is not dict and old.loop is flight.loop):
+                flights[key] = flight  # an older flight of this loop is unregistered
+            elif type(old) is dict:
+                old[flight.loop] = flight
+            else:
+                flights[key] = {old.loop: old, flight.loop: flight}
+
+    def _unregister(self, key: str, flight: _Flight) -> None:
+        flights = self._flights
+        registration = flights.get(key)
+        if registration is flight:
+            # A detach and a new registration by another thread may fall between these two
+            # calls: that flight is then unregistered, and only refuses its fill.
+            flights.pop(key, None)
+        elif type(registration) is dict and registration.get(flight.loop) is flight:
+            with self._write_lock:
+                if registration.get(flight.loop) is flight:
+                    del registration[flight.loop]
+                    if not registration and flights.get(key) is registration:
+                        flights.pop(key, None)
 
     def _registered(self, key: str, flight: _Flight) -> bool:
         """Whether nothing invalidated or put ``key`` since ``flight`` registered."""
-        return self._flights.get(key) is flight.slot and flight.slot.get(flight.loop) is flight
+        registration = self._flights.get(key)
+        return registration is flight or (
+            type(registration) is dict and registration.get(flight.loop) is flight
+        )
 
-    async def _fill(self, key: str, fetch: Fetch, flight: _Flight) -> CachedRows:
-        """The body of a flight: fetch, then store unless the key went stale meanwhile."""
+    async def _join(self, flight: _Flight) -> Any:
+        """Wait for a flight another caller started: its rows, its exception, or ``_RETRY``
+        if its fetch was cancelled. Leaving cancels nothing."""
+        fut: asyncio.Future[CachedRows] = flight.loop.create_future()
+        if flight.joiners is None:
+            flight.joiners = [fut]
+        else:
+            flight.joiners.append(fut)
+        return await fut
+
+    async def _fill(
+        self, key: str, fetched: Any, flight: _Flight, started: float, in_hand: bool = False
+    ) -> CachedRows:
+        """The body of a flight: await ``fetched`` (or, ``in_hand``, take it as the fetched
+        rows), then store unless the key went stale meanwhile."""
+        try:
+            if in_hand:
+                flight.fetching = False
+                rows = fetched
+            else:
+                try:
+                    rows = _as_rows(await fetched, started)
+                except Exception:
+                    self._fetch_errors += 1
+                    raise
+                except BaseException:
+                    self._fetches_cancelled += 1
+                    raise
+                finally:
+                    flight.fetching = False
+            # From here on the fill finishes its write even if every caller has left.
+            if self._stores:
+                try:
+                    stored = self._put_if_now(key, rows, flight)
+                    if stored is _UNKNOWN:
+                        stored = await self._put_if(
+                            key, rows, lambda: self._registered(key, flight)
+                        )
+                except BaseException:
+                    self._fill_errors += 1
+                    raise
+                if stored and self._registered(key, flight):
+                    self._fills += 1
+                else:
+                    # Refused; or an invalidation or put called during the write landed after
+                    # it (backends keep call order), removing or replacing the fill.
+                    self._stale_fills_prevented += 1
+            _settle(flight, rows, None)
+            return rows  # type: ignore[no-any-return]
+        except BaseException as exc:
+            _settle(flight, None, exc)
+            raise
+        finally:
+            self._unregister(key, flight)
+
+    def _refresh(self, key: str, fetch: Fetch) -> None:
+        """Start a background refresh of ``key``, unless a fill for it is in flight here."""
+        loop = asyncio.get_running_loop()
+        flight = _flight_on(self._flights.get(key), loop)
+        if flight is not None and not flight.abandoned and not flight.done:
+            return
+        flight = self._register(key, loop)
+        flight.background = True
+        self._fetches += 1
+        self._refreshes += 1
+        task = loop.create_task(self._refresh_body(key, fetch, flight))
+        flight.task = task
+        self._refresh_tasks.add(task)
+        task.add_done_callback(lambda t: self._refresh_done(key, flight, t))
+
+    async def _refresh_body(self, key: str, fetch: Fetch, flight: _Flight) -> None:
         try:
             started = time.time()
             try:
-                rows = _as_rows(await fetch(), started)
-            except Exception:
-                self._fetch_errors += 1
+                fetched = fetch()
+            except BaseException as exc:
+                self._fetch_failed(key, flight, exc)
                 raise
-            finally:
-                flight.fetching = False
-            # From here on the flight finishes its write even if every caller has left.
-            if not self._registered(key, flight):
-                self._stale_fills_prevented += 1
-                return rows
-            await self._put(key, rows)
-            if self._registered(key, flight):
-                self._fills += 1
-            else:
-                # An invalidation or put called during the write lands after it (backends
-                # keep call order), so it has already removed or replaced the fill.
-                self._stale_fills_prevented += 1
-            return rows
-        finally:
-            if flight.slot.get(flight.loop) is flight:
-                del flight.slot[flight.loop]
-                if not flight.slot and self._flights.get(key) is flight.slot:
-                    self._flights.pop(key, None)
+            await self._fill(key, fetched, flight, started)
+        except Exception as exc:  # noqa: BLE001 - counted by _fill; logged once a streak
+            if key not in self._failing_refreshes:
+                self._failing_refreshes.add(key)
+                logger.warning(
+                    "refresh of cache key %r failed (%s: %s); serving the stale rows until "
+                    "they pass the stale window; further failures of this key are not logged "
+                    "until a refresh succeeds",
+                    key,
+                    type(exc).__name__,
+                    exc,
+                )
+        else:
+            self._failing_refreshes.discard(key)
+
+    def _refresh_done(self, key: str, flight: _Flight, task: asyncio.Task[None]) -> None:
+        self._refresh_tasks.discard(task)
+        if not flight.done:
+            # Cancelled before it ran (the fill never started): release its joiners.
+            _settle(flight, None, asyncio.CancelledError())
+            self._unregister(key, flight)
+        _retrieve(task)
 
 
 def _as_rows(result: object, started: float) -> CachedRows:
@@ -363,9 +940,19 @@ def _as_rows(result: object, started: float) -> CachedRows:
 
 
 class NoCache(Cache):
-    """Stores nothing: every ``get`` misses, and ``get_or_fetch`` always fetches (single-flight)."""
+    """Stores nothing: every ``get`` misses, and ``get_or_fetch`` always fetches (single-flight).
+
+    Its fetches that return rows count in no outcome counter: nothing is stored, nothing
+    is refused.
+    """
+
+    _stores = False
 
     async def _get(self, key: str) -> CachedRows | None:
+        return None
+
+    def _peek(self, key: str) -> Any:
+        check_key(key)
         return None
 
     async def _put(self, key: str, rows: CachedRows) -> None:

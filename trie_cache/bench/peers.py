@@ -116,6 +116,15 @@ def _import(name: str) -> Any:
     return importlib.import_module(name)
 
 
+def _count_found(get: Callable[[str], Any], keys: Sequence[str]) -> int:
+    """How many of ``keys`` the bound ``get`` finds (returns other than ``None`` for)."""
+    hits = 0
+    for k in keys:
+        if get(k) is not None:
+            hits += 1
+    return hits
+
+
 def _segment(key: str) -> str:
     """The first "/" segment of a key, "/" included: the tag diskcache groups it under."""
     return key[: key.index("/") + 1]
@@ -270,12 +279,7 @@ class _MappingSystem(System):
         self.store.update(zip(keys, values))
 
     def get_batch(self, keys: Sequence[str]) -> int:
-        get = self.store.get
-        hits = 0
-        for k in keys:
-            if get(k) is not None:
-                hits += 1
-        return hits
+        return _count_found(self.store.get, keys)
 
     def put_batch(self, keys: Sequence[str], values: Sequence[Any]) -> None:
         s = self.store
@@ -587,12 +591,7 @@ class DiskcacheSystem(System):
                 put(k, v, tag=_segment(k))
 
     def get_batch(self, keys: Sequence[str]) -> int:
-        get = self.cache.get
-        hits = 0
-        for k in keys:
-            if get(k) is not None:
-                hits += 1
-        return hits
+        return _count_found(self.cache.get, keys)
 
     def put_batch(self, keys: Sequence[str], values: Sequence[Any]) -> None:
         put = self.cache.set

@@ -8,13 +8,26 @@ as bars on a log scale. Right, when measured: hit ratios at the same capacity
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .peers import get_system
+from .toolkit import machine_line
 
 if TYPE_CHECKING:
     from .hitratio import HitRatios
-    from .run import Results
 
-__all__ = ["plot", "require_matplotlib"]
+__all__ = ["PlotData", "plot", "require_matplotlib"]
+
+
+class PlotData(Protocol):
+    """What the picture reads of a run (:class:`trie_cache.bench.run.Results` has it)."""
+
+    keys: int
+    systems: list[str]
+    #: (system, operation) -> seconds per operation
+    table: dict[tuple[str, str], float]
+    #: (system, n) -> seconds to invalidate 10% of n keys
+    scaling: dict[tuple[str, int], float]
 
 
 def require_matplotlib() -> Any:
@@ -35,13 +48,11 @@ def _is_trie_cache(system: str) -> bool:
     return system.startswith("radix") or system == "memcache"
 
 
-def plot(results: Results, path: str, hit_ratios: HitRatios | None = None) -> None:
+def plot(results: PlotData, path: str, hit_ratios: HitRatios | None = None) -> None:
     """Draw ``results`` to the image file ``path`` (its suffix picks the format); a third
     panel shows ``hit_ratios`` when given."""
     from .. import __version__
     from .._core import CORE
-    from .peers import get_system
-    from .run import machine_line
 
     plt = require_matplotlib()
     panels = 2 if hit_ratios is None else 3

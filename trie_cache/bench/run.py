@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +24,16 @@ from .._core import CORE
 from . import hitratio
 from .cases import OPERATION_TITLES, Case, Unsupported, open_store
 from .peers import SYSTEMS, System, get_system, missing_reason
-from .workloads import MIXED_PAGES, best_of, key, parse_count
+from .toolkit import (
+    Column,
+    Table,
+    best_of,
+    format_count,
+    format_ratio,
+    format_time,
+    machine_line,
+)
+from .workloads import MIXED_PAGES, key, parse_count
 
 __all__ = ["Results", "main", "render", "render_markdown"]
 
@@ -74,50 +81,39 @@ class Results:
 # -- formatting ---------------------------------------------------------------------------
 
 
-def format_time(seconds: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if seconds >= scale:
-            value = seconds / scale
-            break
-    else:
-        unit, value = "ns", seconds / 1e-9
-    if value >= 100:
-        return f"{value:.0f} {unit}"
-    if value >= 10:
-        return f"{value:.1f} {unit}"
-    return f"{value:.2f} {unit}"
+def _cell(results: Results, system: str, op: str, markdown: bool) -> str:
+    t = results.table.get((system, op))
+    if t is None:
+        return "—" if markdown else "-"
+    ratio = results.ratio(system, op)
+    if ratio is None:
+        return format_time(t)
+    if markdown:
+        return f"{format_time(t)} ({format_ratio(ratio).replace('x', '×')})"
+    return f"{format_time(t)} {format_ratio(ratio):>7}"
 
 
-def format_ratio(ratio: float) -> str:
-    if ratio >= 100:
-        return f"{ratio:,.0f}x"
-    if ratio >= 10:
-        return f"{ratio:.1f}x"
-    return f"{ratio:.2f}x"
-
-
-def format_count(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1_000 and n % 1_000 == 0:
-        return f"{n // 1_000}k"
-    return f"{n:,}"
-
-
-def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{platform.python_implementation()} {platform.python_version()} on "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu})"
+def tables(results: Results, markdown: bool = False) -> tuple[Table, Table]:
+    """The operation x system table and the invalidation scaling table of a run."""
+    name_width = max(len(get_system(s).title) for s in results.systems) + 1
+    ops = list(OPERATION_TITLES)
+    main = Table(
+        [Column("system", name_width, "<")] + [Column(OPERATION_TITLES[op], 17) for op in ops]
     )
+    for system in results.systems:
+        main.add(get_system(system).title, *(_cell(results, system, op, markdown) for op in ops))
+    title = "invalidate 10% (one call)" if markdown else "system"
+    scaling = Table(
+        [Column(title, name_width, "<")]
+        + [Column(f"n={format_count(n)}", 11) for n in results.sizes]
+    )
+    for system in results.systems:
+        times = [results.scaling.get((system, n)) for n in results.sizes]
+        missing = "—" if markdown else "-"
+        scaling.add(
+            get_system(system).title, *(missing if t is None else format_time(t) for t in times)
+        )
+    return main, scaling
 
 
 def render(results: Results) -> str:
@@ -137,22 +133,8 @@ def render(results: Results) -> str:
         ),
         "",
     ]
-    ops = list(OPERATION_TITLES)
-    name_width = max(len(get_system(s).title) for s in results.systems) + 2
-    cell = 18
-    header = "system".ljust(name_width) + "".join(OPERATION_TITLES[op].rjust(cell) for op in ops)
-    lines += [header, "-" * len(header)]
-    for system in results.systems:
-        row = get_system(system).title.ljust(name_width)
-        for op in ops:
-            t = results.table.get((system, op))
-            if t is None:
-                row += "-".rjust(cell)
-                continue
-            ratio = results.ratio(system, op)
-            text = format_time(t) + ("" if ratio is None else f" {format_ratio(ratio):>7}")
-            row += text.rjust(cell)
-        lines.append(row)
+    main, scaling = tables(results)
+    lines += main.lines()
     lines.append("")
     lines.append(
         "get/put/mixed: time per operation; invalidate 10%: one call dropping the "
@@ -166,17 +148,7 @@ def render(results: Results) -> str:
             f"their table; hit rate {100 * results.hit_rate:.1f}% for every system."
         )
     if results.scaling:
-        lines += ["", "invalidate 10% of n keys (one call):"]
-        header = "system".ljust(name_width) + "".join(
-            f"n={format_count(n)}".rjust(12) for n in results.sizes
-        )
-        lines += [header, "-" * len(header)]
-        for system in results.systems:
-            row = get_system(system).title.ljust(name_width)
-            for n in results.sizes:
-                t = results.scaling.get((system, n))
-                row += ("-" if t is None else format_time(t)).rjust(12)
-            lines.append(row)
+        lines += ["", "invalidate 10% of n keys (one call):", *scaling.lines()]
     lines += ["", "how each system drops a prefix:"]
     for system in results.systems:
         cls = get_system(system)
@@ -193,37 +165,8 @@ def render(results: Results) -> str:
 
 def render_markdown(results: Results) -> str:
     """The same tables as :func:`render`, in Markdown (for the README)."""
-    ops = list(OPERATION_TITLES)
-    lines = [
-        "| system | " + " | ".join(OPERATION_TITLES[op] for op in ops) + " |",
-        "|---|" + "---:|" * len(ops),
-    ]
-    for system in results.systems:
-        cells = []
-        for op in ops:
-            t = results.table.get((system, op))
-            ratio = results.ratio(system, op)
-            if t is None:
-                cells.append("—")
-            elif ratio is None:
-                cells.append(format_time(t))
-            else:
-                cells.append(f"{format_time(t)} ({format_ratio(ratio).replace('x', '×')})")
-        lines.append(f"| {get_system(system).title} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "| invalidate 10% (one call) | "
-        + " | ".join(f"n={format_count(n)}" for n in results.sizes)
-        + " |",
-        "|---|" + "---:|" * len(results.sizes),
-    ]
-    for system in results.systems:
-        cells = [
-            "—" if (system, n) not in results.scaling else format_time(results.scaling[system, n])
-            for n in results.sizes
-        ]
-        lines.append(f"| {get_system(system).title} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    main, scaling = tables(results, markdown=True)
+    return "\n".join([*main.markdown(), "", *scaling.markdown()])
 
 
 # -- progress -----------------------------------------------------------------------------

@@ -26,28 +26,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["SoakResult", "main", "rss_bytes", "soak"]
+from .toolkit import rss_bytes
+
+__all__ = ["SoakResult", "main", "soak"]
 
 BLOCK = 1_000
-
-
-def rss_bytes() -> int:
-    """The resident set size of this process now (Linux ``/proc``; peak elsewhere)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
 
 
 @dataclass

@@ -11,14 +11,14 @@ prefix ``"db3/"`` holds exactly a tenth of the keys of a store filled with keys 
 
 from __future__ import annotations
 
-import gc
 import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._rows import CachedRows
+from . import toolkit
+from .toolkit import fresh
 
 __all__ = [
     "BATCH",
@@ -27,7 +27,6 @@ __all__ = [
     "MIXED_PAGES",
     "MixedStream",
     "ValuePool",
-    "best_of",
     "fresh",
     "group_prefix",
     "key",
@@ -59,16 +58,7 @@ SEED = 20240521
 
 def parse_count(text: str) -> int:
     """A key count such as ``"10k"``, ``"1M"`` or ``"2_000"``: a positive multiple of 10."""
-    part = text.strip().lower().replace("_", "").replace(",", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(part[-1:], 1)
-    number = part[:-1] if scale > 1 else part
-    try:
-        value = int(number) * scale
-    except ValueError:
-        raise ValueError(f"not a key count: {text!r}") from None
-    if value < GROUPS or value % GROUPS:
-        raise ValueError(f"key counts must be positive multiples of {GROUPS}, not {value}")
-    return value
+    return toolkit.parse_count(text, multiple_of=GROUPS)
 
 
 def key(i: int) -> str:
@@ -166,11 +156,6 @@ class MixedStream:
         return [(w, fresh(text)) for w, text in self.ops]
 
 
-def fresh(text: str) -> str:
-    """An equal string that is a new object (its hash not computed yet)."""
-    return text[:1] + text[1:]
-
-
 def mixed_key(table: int, page: int) -> str:
     return f"t{table:05d}/p{page:03d}"
 
@@ -206,30 +191,3 @@ def make_mixed_stream(
                 present[table].add(page)
     missing = [mixed_key(t, p) for t in range(tables) for p in range(pages) if p not in present[t]]
     return MixedStream(tables, pages, ops, hits, missing)
-
-
-def best_of(
-    repeat: int,
-    run: Callable[[], Any],
-    before: Callable[[], None] | None = None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> tuple[float, Any]:
-    """Best time by ``clock`` of ``repeat`` calls of ``run`` (``before`` runs untimed each
-    time), and the last result. The garbage collector is off while timing, as ``timeit``
-    does."""
-    best = float("inf")
-    result: Any = None
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        gc_was_on = gc.isenabled()
-        gc.disable()
-        try:
-            start = clock()
-            result = run()
-            elapsed = clock() - start
-        finally:
-            if gc_was_on:
-                gc.enable()
-        best = min(best, elapsed)
-    return best, result
