@@ -47,6 +47,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object s)
     void *PyUnicode_DATA(object s)
     Py_ssize_t PyBytes_GET_SIZE(object b)
+    const Py_ssize_t PY_SSIZE_T_MAX
     bint PyUnicode_IS_COMPACT(object s)
     int PyUnicode_KIND(object s)
     uint32_t PyUnicode_READ(int kind, void *data, Py_ssize_t index)
@@ -55,6 +56,9 @@ cdef extern from "Python.h":
 DEF RECLAIM_SLICE = 64
 
 cdef object _MISSING = object()
+
+# Heaviest weight put() accepts, so that sums of weights cannot overflow.
+DEF MAX_WEIGHT = 1 << 48
 
 # (id, thread) of the tries whose repr is being built, so a trie inside itself prints "...".
 cdef set _repr_running = set()
@@ -196,25 +200,103 @@ cdef int set_label(Node *node, const uchar *src, size_t plen) noexcept:
     return 0
 
 
-cdef Node *new_node(int kind, const uchar *label, size_t plen) noexcept:
-    """A node of ``kind`` with no value and no children, or NULL when out of memory."""
+cdef inline Link *link_of(Node *node) noexcept:
+    """The Link allocated just before the header of an ``F_LINKED`` node."""
+    return (<Link *>node) - 1
+
+
+cdef Node *new_node(int kind, const uchar *label, size_t plen, bint linked) noexcept:
+    """A node of ``kind`` with no value and no children, or NULL when out of memory.
+
+    ``linked``: allocate a zeroed Link before the header (nodes of a bounded trie).
+    """
     cdef size_t size = node_size(kind)
-    cdef Node *node = <Node *>PyMem_Malloc(size)
-    if node == NULL:
+    cdef size_t extra = sizeof(Link) if linked else 0
+    cdef char *block = <char *>PyMem_Malloc(size + extra)
+    cdef Node *node
+    if block == NULL:
         return NULL
-    memset(node, 0, size)
+    memset(block, 0, size + extra)
+    node = <Node *>(block + extra)
     node.kind = kind
+    node.flags = F_LINKED if linked else 0
     if set_label(node, label, plen) < 0:
-        PyMem_Free(node)
+        PyMem_Free(block)
         return NULL
     return node
+
+
+cdef inline void free_block(Node *node) noexcept:
+    """Free the allocation of one node (its Link included), not its heap label."""
+    if node.flags & F_LINKED:
+        PyMem_Free(link_of(node))
+    else:
+        PyMem_Free(node)
 
 
 cdef inline void free_node(Node *node) noexcept:
     """Free one node's memory; its value and children are the caller's business."""
     if node.plen > INLINE_LABEL:
         PyMem_Free(node.label.ptr)
-    PyMem_Free(node)
+    free_block(node)
+
+
+# ---------------------------------------------------------------------------------------
+# The eviction queue of a bounded trie (SIEVE). Value-holding nodes are threaded through
+# their Links in insertion order. These functions keep the queue consistent when nodes
+# join, leave or move; the policy itself is RadixTrie._make_room.
+
+cdef inline void q_push(Queue *q, Node *node) noexcept:
+    """Append a node that just got a value at the newest end, unvisited."""
+    cdef Link *link = link_of(node)
+    link.older = q.newest
+    link.newer = NULL
+    if q.newest != NULL:
+        link_of(q.newest).newer = node
+    else:
+        q.oldest = node
+    q.newest = node
+    node.flags = (node.flags | F_QUEUED) & ~F_VISITED
+
+
+cdef inline void q_unlink(Queue *q, Node *node) noexcept:
+    """Take a node out of the queue (no-op if it is not in it); the hand moves on."""
+    cdef Link *link
+    if not (node.flags & F_QUEUED):
+        return
+    link = link_of(node)
+    if q.hand == node:
+        q.hand = link.newer
+    if q.keep == node:
+        q.keep = NULL
+    if link.older != NULL:
+        link_of(link.older).newer = link.newer
+    else:
+        q.oldest = link.newer
+    if link.newer != NULL:
+        link_of(link.newer).older = link.older
+    else:
+        q.newest = link.older
+    link.older = link.newer = NULL
+    node.flags &= ~(F_QUEUED | F_VISITED)
+
+
+cdef inline void q_moved(Queue *q, Node *old, Node *fresh) noexcept:
+    """A linked node was reallocated at ``fresh``: repoint its queue neighbours."""
+    cdef Link *link = link_of(fresh)
+    if fresh.flags & F_QUEUED:
+        if link.older != NULL:
+            link_of(link.older).newer = fresh
+        else:
+            q.oldest = fresh
+        if link.newer != NULL:
+            link_of(link.newer).older = fresh
+        else:
+            q.newest = fresh
+    if q.hand == old:
+        q.hand = fresh
+    if q.keep == old:
+        q.keep = fresh
 
 
 cdef inline bint sorted_arrays(Node *node, uchar **keys, Node ***kids) noexcept:
@@ -314,12 +396,15 @@ cdef inline Node *last_child(Node *node, uchar *byte) noexcept:
     return n256.kids[b]
 
 
-cdef Node *reshape(Node *node, int kind) noexcept:
+cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
     """A copy of ``node`` with the children storage of ``kind``; NULL when out of memory.
 
-    The header (label, value, count) moves over as is; the old node is freed.
+    The header (label, value, count) and the Link move over as they are; the old node is
+    freed, and the children's parent and the queue's pointers follow the move.
     """
-    cdef Node *fresh = <Node *>PyMem_Malloc(node_size(kind))
+    cdef size_t extra = sizeof(Link) if node.flags & F_LINKED else 0
+    cdef char *block = <char *>PyMem_Malloc(node_size(kind) + extra)
+    cdef Node *fresh
     cdef Node *child
     cdef int pos = 0, i = 0, next_pos
     cdef uchar b
@@ -328,9 +413,12 @@ cdef Node *reshape(Node *node, int kind) noexcept:
     cdef bint is_sorted
     cdef Node48 *s48
     cdef Node256 *s256
-    if fresh == NULL:
+    if block == NULL:
         return NULL
+    fresh = <Node *>(block + extra)
     memset(fresh, 0, node_size(kind))
+    if extra:
+        memcpy(block, link_of(node), sizeof(Link))
     memcpy(fresh, node, sizeof(Node))
     fresh.kind = kind
     is_sorted = sorted_arrays(fresh, &keys, &kids)
@@ -349,8 +437,12 @@ cdef Node *reshape(Node *node, int kind) noexcept:
         else:
             s256 = <Node256 *>fresh
             s256.kids[b] = child
+        if extra:
+            link_of(child).parent = fresh
         i += 1
-    PyMem_Free(node)  # the label, if on the heap, now belongs to fresh
+    free_block(node)  # the label, if on the heap, now belongs to fresh
+    if extra:
+        q_moved(q, node, fresh)
     return fresh
 
 
@@ -364,7 +456,7 @@ cdef inline void insert_sorted(uchar *keys, Node **kids, int n, uchar b, Node *c
     kids[i] = child
 
 
-cdef int add_child(Node **slot, uchar b, Node *child) noexcept:
+cdef int add_child(Node **slot, uchar b, Node *child, Queue *q) noexcept:
     """Hang ``child`` under byte ``b`` of ``slot[0]``, growing the node if it is full.
 
     -1 when out of memory, with nothing changed. ``b`` must be free.
@@ -376,7 +468,7 @@ cdef int add_child(Node **slot, uchar b, Node *child) noexcept:
     cdef int i, kind = node.kind
     if node.nkids >= capacity(kind):
         kind = KIND_N4 if kind == KIND_LEAF else kind + 1
-        node = reshape(node, kind)
+        node = reshape(node, kind, q)
         if node == NULL:
             return -1
         slot[0] = node
@@ -392,6 +484,8 @@ cdef int add_child(Node **slot, uchar b, Node *child) noexcept:
     else:
         (<Node256 *>node).kids[b] = child
     node.nkids += 1
+    if node.flags & F_LINKED:
+        link_of(child).parent = node
     return 0
 
 
@@ -403,7 +497,7 @@ cdef inline void remove_sorted(uchar *keys, Node **kids, int n, uchar b) noexcep
     memmove(&kids[i], &kids[i + 1], <size_t>(n - i - 1) * sizeof(Node *))
 
 
-cdef void remove_child(Node **slot, uchar b) noexcept:
+cdef void remove_child(Node **slot, uchar b, Queue *q) noexcept:
     """Unhang the child under byte ``b`` of ``slot[0]`` and shrink the node when sparse.
 
     Never fails: if a smaller node cannot be allocated the node keeps its shape.
@@ -433,7 +527,7 @@ cdef void remove_child(Node **slot, uchar b) noexcept:
     elif kind == KIND_N256 and node.nkids <= 40:
         shrink_to = KIND_N48
     if shrink_to >= 0:
-        smaller = reshape(node, shrink_to)
+        smaller = reshape(node, shrink_to, q)
         if smaller != NULL:
             slot[0] = smaller
 
@@ -470,6 +564,8 @@ cdef void merge_with_child(Node **slot) noexcept:
         memcpy(tmp + node.plen + 1, label_of(child), child.plen)
         memcpy(child.label.inl, tmp, total)
     child.plen = <uint32_t>total
+    if child.flags & F_LINKED:
+        link_of(child).parent = link_of(node).parent
     slot[0] = child
     free_node(node)
 
@@ -651,6 +747,81 @@ cdef inline Node *lookup(Node *root, object key) except? NULL:
     return node
 
 
+cdef Py_ssize_t own_weight(Node *node) noexcept:
+    """The weight of a linked node's own value: its subtree's less its children's."""
+    cdef int length, i
+    cdef Node **kids = kid_array(node, &length)
+    cdef Py_ssize_t weight = link_of(node).weight
+    for i in range(length):
+        if kids[i] != NULL:
+            weight -= link_of(kids[i]).weight
+    return weight
+
+
+cdef uchar byte_of(Node *parent, Node *child) noexcept:
+    """The byte under which ``child`` hangs from ``parent``."""
+    cdef int pos = 0, next_pos
+    cdef uchar b = 0
+    cdef Node *kid
+    while True:
+        kid = child_after(parent, pos, &next_pos, &b)
+        if kid == NULL or kid == child:
+            return b
+        pos = next_pos
+
+
+cdef Node **slot_of(Node *parent, Node *child, uchar *byte) noexcept:
+    """The slot of ``parent`` that holds ``child``, and its byte in *byte."""
+    cdef int i
+    cdef uchar *keys
+    cdef Node **kids
+    cdef Node48 *n48
+    cdef Node256 *n256
+    if sorted_arrays(parent, &keys, &kids):
+        for i in range(parent.nkids):
+            if kids[i] == child:
+                byte[0] = keys[i]
+                return &kids[i]
+        return NULL
+    if parent.kind == KIND_N48:
+        n48 = <Node48 *>parent
+        for i in range(256):
+            if n48.index[i] and n48.kids[n48.index[i] - 1] == child:
+                byte[0] = <uchar>i
+                return &n48.kids[n48.index[i] - 1]
+        return NULL
+    n256 = <Node256 *>parent
+    for i in range(256):
+        if n256.kids[i] == child:
+            byte[0] = <uchar>i
+            return &n256.kids[i]
+    return NULL
+
+
+cdef Py_ssize_t check_limit(object value, str name) except -2:
+    """``PY_SSIZE_T_MAX`` for None, else ``value`` checked to be a positive int."""
+    if value is None:
+        return PY_SSIZE_T_MAX
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, not {value!r}")
+    return min(value, PY_SSIZE_T_MAX)
+
+
+cdef Py_ssize_t check_weight(object weight) except -1:
+    if isinstance(weight, bool) or not isinstance(weight, int):
+        raise TypeError(f"weight must be an int, not {type(weight).__name__}")
+    if weight < 0 or weight > MAX_WEIGHT:
+        raise ValueError(f"weight must be between 0 and 2**48, not {weight!r}")
+    return weight
+
+
+def _restore(cls, max_entries, max_weight, expired):
+    """An empty trie of ``cls`` with these bounds; unpickling then calls __setstate__."""
+    return cls.__new__(cls, max_entries=max_entries, max_weight=max_weight, expired=expired)
+
+
 # ---------------------------------------------------------------------------------------
 # The trie
 
@@ -660,6 +831,10 @@ cdef class RadixTrie:
     ``invalidate_prefix(p)`` removes every key that starts with ``p`` in O(len(p)): the
     subtree is detached at once and its memory and references are released later, a
     bounded slice at each write, or all at once by :meth:`reclaim`.
+
+    ``max_entries`` / ``max_weight`` bound the trie: after each write returns it holds at
+    most that many entries and that much weight (see :meth:`put`), evicting with SIEVE;
+    ``expired(value) -> bool`` lets the eviction hand drop expired entries first.
     """
 
     cdef Node *root              # never NULL; its label is always empty
@@ -671,20 +846,41 @@ cdef class RadixTrie:
     cdef Py_ssize_t path_cap     # entries allocated in path and path_bytes
     cdef object gc_anchor        # unused; an object field makes Cython give the type GC
                                  # support, whose traverse/clear slots are replaced below
+    # The bound (see _make_room). ``linked`` is true when either limit is set: then every
+    # node has a Link and value-holding nodes sit in ``queue``.
+    cdef bint linked
+    cdef Py_ssize_t limit_entries  # PY_SSIZE_T_MAX when unbounded
+    cdef Py_ssize_t limit_weight   # PY_SSIZE_T_MAX when unbounded
+    cdef object expired_fn         # None, or value -> bool, asked by the hand
+    cdef Queue queue
+    cdef Py_ssize_t n_evictions    # entries the hand removed to make room
+    cdef Py_ssize_t n_expirations  # entries the hand removed because expired_fn said so
+    cdef Py_ssize_t dead           # queued entries in detached subtrees: while 0, the hand
+                                   # needs no walk up to tell a live node from a dead one
+    cdef uchar *keybuf             # scratch: the key of the node being evicted or copied
+    cdef Py_ssize_t keycap
 
-    def __cinit__(self):
-        self.root = new_node(KIND_LEAF, NULL, 0)
+    def __cinit__(self, *args, max_entries=None, max_weight=None, expired=None, **kwargs):
+        self.root = NULL
+        self.keybuf = NULL
+        self.path = NULL
+        self.path_bytes = NULL
+        self.path_cap = 0
+        self.limit_entries = check_limit(max_entries, "max_entries")
+        self.limit_weight = check_limit(max_weight, "max_weight")
+        if expired is not None and not callable(expired):
+            raise TypeError(f"expired must be callable or None, not {type(expired).__name__}")
+        self.expired_fn = expired
+        self.linked = max_entries is not None or max_weight is not None
+        self.root = new_node(KIND_LEAF, NULL, 0, self.linked)
         if self.root == NULL:
             raise MemoryError()
         self.garbage = NULL
         self.pending = 0
         self.modcount = 0
-        self.path = NULL
-        self.path_bytes = NULL
-        self.path_cap = 0
         self._grow_path(64)
 
-    def __init__(self, other=(), /):
+    def __init__(self, other=(), /, *, max_entries=None, max_weight=None, expired=None):
         self.update(other)
 
     def __dealloc__(self):
@@ -696,6 +892,7 @@ cdef class RadixTrie:
         self._reclaim(-1)
         PyMem_Free(self.path)
         PyMem_Free(self.path_bytes)
+        PyMem_Free(self.keybuf)
 
     # -- scratch path ------------------------------------------------------------------
 
@@ -720,15 +917,23 @@ cdef class RadixTrie:
 
     # -- mutations ---------------------------------------------------------------------
 
-    cdef int _set(self, const uchar *key, Py_ssize_t n, object value) except -1:
-        """Store ``value`` under ``key``; 1 when the key is new, 0 when replaced."""
+    cdef int _set(self, const uchar *key, Py_ssize_t n, object value,
+                  Py_ssize_t weight) except -1:
+        """Store ``value`` under ``key``; 1 when the key is new, 0 when replaced.
+
+        In a bounded trie the entry weighs ``weight``, and ``queue.keep`` names its node: a
+        new key joins the queue's newest end, a replaced one keeps its place and counts as
+        visited. The caller then restores the bound (``_make_room``).
+        """
         cdef Node **slot = &self.root
         cdef Node **child_slot
         cdef Node *node
         cdef Node *leaf
         cdef PyObject *old
-        cdef Py_ssize_t i = 0, depth = 0, j, m
+        cdef Py_ssize_t i = 0, depth = 0, j, m, delta
         cdef uint32_t plen
+        if self.linked:
+            self._settle_hand()
         while True:
             node = slot[0]
             if depth + 1 >= self.path_cap:
@@ -740,23 +945,34 @@ cdef class RadixTrie:
                 m = <Py_ssize_t>common_length(label_of(node), key + i,
                                               <size_t>min(<Py_ssize_t>plen, n - i))
                 if m < plen:
-                    return self._split(slot, depth, m, key, i, n, value)
+                    return self._split(slot, depth, m, key, i, n, value, weight)
                 i += plen
             if i == n:
                 old = node.value
                 incref(<PyObject *>value)
                 node.value = <PyObject *>value
                 if old != NULL:
+                    if self.linked:
+                        delta = weight - own_weight(node)
+                        for j in range(depth):
+                            link_of(self.path[j][0]).weight += delta
+                        node.flags |= F_VISITED
+                        self.queue.keep = node
                     decref(old)  # the structure did not change; last step
                     return 0
                 for j in range(depth):
                     self.path[j][0].count += 1
+                if self.linked:
+                    for j in range(depth):
+                        link_of(self.path[j][0]).weight += weight
+                    q_push(&self.queue, node)
+                    self.queue.keep = node
                 self.modcount += 1
                 return 1
             child_slot = find_child(node, key[i])
             if child_slot == NULL:
-                leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1))
-                if leaf == NULL or add_child(slot, key[i], leaf) < 0:
+                leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1), self.linked)
+                if leaf == NULL or add_child(slot, key[i], leaf, &self.queue) < 0:
                     if leaf != NULL:
                         free_node(leaf)
                     raise MemoryError()
@@ -765,34 +981,44 @@ cdef class RadixTrie:
                 leaf.count = 1
                 for j in range(depth):
                     self.path[j][0].count += 1
+                if self.linked:
+                    link_of(leaf).weight = weight
+                    for j in range(depth):
+                        link_of(self.path[j][0]).weight += weight
+                    q_push(&self.queue, leaf)
+                    self.queue.keep = leaf
                 self.modcount += 1
                 return 1
             slot = child_slot
             i += 1
 
     cdef int _split(self, Node **slot, Py_ssize_t depth, Py_ssize_t m,
-                    const uchar *key, Py_ssize_t i, Py_ssize_t n, object value) except -1:
+                    const uchar *key, Py_ssize_t i, Py_ssize_t n, object value,
+                    Py_ssize_t weight) except -1:
         """Insert ``key`` where it parts from the label of ``slot[0]`` after ``m`` bytes."""
         cdef Node *node = slot[0]
         cdef Node *fork
         cdef Node *leaf = NULL
+        cdef Node *parent = NULL
         cdef uchar *label = label_of(node)
         cdef uchar node_byte = label[m]
         cdef Py_ssize_t j
-        fork = new_node(KIND_N4, label, <size_t>m)
+        fork = new_node(KIND_N4, label, <size_t>m, self.linked)
         if fork == NULL:
             raise MemoryError()
         if i + m < n:
-            leaf = new_node(KIND_LEAF, key + i + m + 1, <size_t>(n - i - m - 1))
+            leaf = new_node(KIND_LEAF, key + i + m + 1, <size_t>(n - i - m - 1), self.linked)
             if leaf == NULL:
                 free_node(fork)
                 raise MemoryError()
         # Nothing below can fail.
+        if self.linked:
+            parent = link_of(node).parent
         cut_label_front(node, <size_t>m + 1)
-        add_child(&fork, node_byte, node)
+        add_child(&fork, node_byte, node, &self.queue)
         incref(<PyObject *>value)
         if leaf != NULL:
-            add_child(&fork, key[i + m], leaf)
+            add_child(&fork, key[i + m], leaf, &self.queue)
             leaf.value = <PyObject *>value
             leaf.count = 1
         else:
@@ -801,22 +1027,67 @@ cdef class RadixTrie:
         slot[0] = fork
         for j in range(depth - 1):
             self.path[j][0].count += 1
+        if self.linked:
+            link_of(fork).parent = parent
+            link_of(fork).weight = link_of(node).weight + weight
+            for j in range(depth - 1):
+                link_of(self.path[j][0]).weight += weight
+            if leaf != NULL:
+                link_of(leaf).weight = weight
+                q_push(&self.queue, leaf)
+                self.queue.keep = leaf
+            else:
+                q_push(&self.queue, fork)
+                self.queue.keep = fork
         self.modcount += 1
         return 1
 
     cdef int _remove(self, const uchar *key, Py_ssize_t n, PyObject **out) except -1:
         """Unlink ``key``; 1 and its value's reference in *out, or 0 when absent."""
-        cdef Py_ssize_t depth, start, j
+        cdef Py_ssize_t depth, start
         cdef Node *node = self._walk(key, n, True, &depth, &start)
         if node == NULL or node.value == NULL:
             return 0
+        self._take_value(node, depth, out)
+        return 1
+
+    cdef void _take_value(self, Node *node, Py_ssize_t depth, PyObject **out) noexcept:
+        """Unlink the value of ``node``, found at ``path[depth - 1]``, into *out."""
+        cdef Py_ssize_t j, weight
         out[0] = node.value
         node.value = NULL
         for j in range(depth):
             self.path[j][0].count -= 1
+        if self.linked:
+            weight = own_weight(node)
+            for j in range(depth):
+                link_of(self.path[j][0]).weight -= weight
+            q_unlink(&self.queue, node)
         self.modcount += 1
         self._tidy(depth)
-        return 1
+
+    cdef int _path_up(self, Node *node, Py_ssize_t *depth) except -1:
+        """Fill ``path``/``path_bytes`` down to a live linked node from its parents."""
+        cdef Py_ssize_t d = 1
+        cdef Node *up = node
+        cdef Node *parent
+        cdef uchar b = 0
+        while link_of(up).parent != NULL:
+            up = link_of(up).parent
+            d += 1
+        if d >= self.path_cap:
+            self._grow_path(d)
+        depth[0] = d
+        up = node
+        while True:
+            d -= 1
+            parent = link_of(up).parent
+            if parent == NULL:
+                self.path[d] = &self.root
+                return 0
+            self.path[d] = slot_of(parent, up, &b)
+            self.path_bytes[d] = b
+            up = parent
 
     cdef void _tidy(self, Py_ssize_t depth) noexcept:
         """Restore path compression after the node at ``path[depth - 1]`` lost something.
@@ -836,7 +1107,7 @@ cdef class RadixTrie:
                 return
             if node.nkids != 0:
                 return
-            remove_child(self.path[depth - 2], self.path_bytes[depth - 1])
+            remove_child(self.path[depth - 2], self.path_bytes[depth - 1], &self.queue)
             free_node(node)
             depth -= 1
 
@@ -881,25 +1152,34 @@ cdef class RadixTrie:
         return node
 
     cdef Py_ssize_t _invalidate(self, const uchar *prefix, Py_ssize_t n) except -1:
-        cdef Py_ssize_t depth, start, removed, j
+        cdef Py_ssize_t depth, start, removed, j, weight
         cdef Node *node = self._walk(prefix, n, False, &depth, &start)
         cdef Node *fresh
         if node == NULL or node.count == 0:
             return 0
         removed = node.count
         if depth == 1:
-            fresh = new_node(KIND_LEAF, NULL, 0)
+            fresh = new_node(KIND_LEAF, NULL, 0, self.linked)
             if fresh == NULL:
                 raise MemoryError()
             self.root = fresh
         else:
-            remove_child(self.path[depth - 2], self.path_bytes[depth - 1])
+            remove_child(self.path[depth - 2], self.path_bytes[depth - 1], &self.queue)
             for j in range(depth - 1):
                 self.path[j][0].count -= removed
+            if self.linked:
+                # The detached top has no parent: the hand, walking up from a node below
+                # it, ends here and not at the root, so it knows the node is gone.
+                weight = link_of(node).weight
+                for j in range(depth - 1):
+                    link_of(self.path[j][0]).weight -= weight
+                link_of(node).parent = NULL
             self._tidy(depth - 1)
         node.count = <Py_ssize_t>self.garbage
         self.garbage = node
         self.pending += removed
+        if self.linked:
+            self.dead += removed
         self.modcount += 1
         return removed
 
@@ -922,6 +1202,12 @@ cdef class RadixTrie:
                 pos = next_pos
                 child.count = <Py_ssize_t>self.garbage
                 self.garbage = child
+                if child.flags & F_LINKED:
+                    link_of(child).parent = NULL  # its parent is about to be freed
+            if node.flags & F_QUEUED:
+                q_unlink(&self.queue, node)
+                if self.dead > 0:
+                    self.dead -= 1
             value = node.value
             free_node(node)
             budget -= 1
@@ -930,6 +1216,200 @@ cdef class RadixTrie:
                 released += 1
                 decref(value)  # may re-enter; the garbage list is consistent here
         return released
+
+    # -- the bound (SIEVE) --------------------------------------------------------------
+
+    cdef inline bint _over(self) noexcept:
+        return self.root.count > self.limit_entries or (
+            self.linked and link_of(self.root).weight > self.limit_weight)
+
+    cdef bint _live(self, Node *node) noexcept:
+        """Whether a linked node is in the trie (not in a detached subtree)."""
+        cdef Node *up
+        while True:
+            up = link_of(node).parent
+            if up == NULL:
+                return node == self.root
+            node = up
+
+    cdef void _settle_hand(self) noexcept:
+        """Move the hand off nodes of detached subtrees before an entry joins the queue.
+
+        The hand then points where it would have pointed had ``invalidate_prefix`` unlinked
+        the detached nodes at once: a new entry never slips in between. Amortised O(1): each
+        node leaves the queue once.
+        """
+        cdef Node *node = self.queue.hand
+        if self.dead == 0:
+            return
+        while node != NULL and not self._live(node):
+            q_unlink(&self.queue, node)
+            self.dead -= 1
+            node = self.queue.hand
+
+    cdef Py_ssize_t _key_of(self, Node *node) except -1:
+        """Write the key of a live linked node into ``keybuf``; return its length."""
+        cdef Py_ssize_t n = 0, at
+        cdef Node *up = node
+        cdef Node *parent
+        cdef void *grown
+        while True:
+            n += up.plen
+            parent = link_of(up).parent
+            if parent == NULL:
+                break
+            n += 1
+            up = parent
+        if n > self.keycap or self.keybuf == NULL:
+            grown = PyMem_Realloc(self.keybuf, <size_t>max(n, 64))
+            if grown == NULL:
+                raise MemoryError()
+            self.keybuf = <uchar *>grown
+            self.keycap = max(n, 64)
+        at = n
+        up = node
+        while True:
+            at -= up.plen
+            memcpy(self.keybuf + at, label_of(up), up.plen)
+            parent = link_of(up).parent
+            if parent == NULL:
+                return n
+            at -= 1
+            self.keybuf[at] = byte_of(parent, up)
+            up = parent
+
+    cdef int _make_room(self) except -1:
+        """Evict until the bound holds: SIEVE (Zhang et al., NSDI 2024).
+
+        The hand examines the queue from the oldest end towards the newest and wraps
+        around. A node of a detached subtree leaves the queue as the hand meets it. An entry
+        ``expired_fn`` calls expired is removed whatever its visited bit; a visited entry
+        loses the bit and is passed; the first unvisited entry is the victim, and the hand
+        stays on the entry after it. The entry the current write stored (``queue.keep``) is
+        passed over untouched. Each victim's value is released once the trie is consistent,
+        so its __del__ may use the trie; every step re-reads the hand afterwards.
+        """
+        cdef Node *node
+        cdef Link *link
+        cdef size_t stamp
+        cdef object value
+        cdef bint gone
+        while self._over():
+            node = self.queue.hand
+            if node == NULL:
+                node = self.queue.oldest
+                if node == NULL:
+                    return 0
+            link = link_of(node)
+            if node == self.queue.keep:
+                if link.older == NULL and link.newer == NULL:
+                    return 0
+                self.queue.hand = link.newer
+                continue
+            if self.dead and not self._live(node):
+                q_unlink(&self.queue, node)
+                self.dead -= 1
+                continue
+            if self.expired_fn is not None:
+                value = <object>node.value
+                stamp = self.modcount
+                gone = bool(self.expired_fn(value))
+                if self.modcount != stamp or node.value != <PyObject *>value:
+                    value = None  # the predicate changed the trie: look again
+                    continue
+                value = None
+                if gone:
+                    self._evict(node, True)
+                    continue
+            if node.flags & F_VISITED:
+                node.flags &= ~F_VISITED
+                self.queue.hand = link.newer
+                continue
+            self._evict(node, False)
+        return 0
+
+    cdef int _evict(self, Node *node, bint expired) except -1:
+        """Remove a live queued node's entry; its value goes last."""
+        cdef Py_ssize_t depth
+        cdef PyObject *out = NULL
+        self._path_up(node, &depth)
+        self._take_value(node, depth, &out)
+        if expired:
+            self.n_expirations += 1
+        else:
+            self.n_evictions += 1
+        decref(out)  # may re-enter; the trie and the queue are consistent here
+        return 0
+
+    cdef int _store(self, object key, object value, Py_ssize_t weight) except -1:
+        """Set ``key`` with ``weight``, restore the bound, release a slice of garbage."""
+        cdef Py_ssize_t n
+        cdef object source
+        cdef const uchar *k = ascii_bytes(key, &n)
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
+        self._set(k, n, value, weight)
+        if self.linked:
+            self._make_room()
+            self.queue.keep = NULL
+        if self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
+        return 0
+
+    def put(self, key, value, weight=1):
+        """Store ``value`` under ``key`` with a ``weight`` (an int, 0 to 2**48); return
+        whether it was stored.
+
+        An entry heavier than ``max_weight`` is not stored and removes what ``key`` held
+        (``False``). An unbounded trie records no weights: ``put`` is ``self[key] = value``.
+        """
+        cdef Py_ssize_t w = check_weight(weight)
+        cdef Py_ssize_t n
+        cdef object source = key_source(key, "keys")
+        cdef PyObject *out = NULL
+        cdef const uchar *k
+        if self.linked and w > self.limit_weight:
+            k = source_bytes(source, &n)
+            if self._remove(k, n, &out):
+                decref(out)
+            if self.garbage != NULL:
+                self._reclaim(RECLAIM_SLICE)
+            return False
+        self._store(key, value, w)
+        return True
+
+    @property
+    def max_entries(self):
+        """The most entries the trie holds after a write returns, or None."""
+        return None if self.limit_entries == PY_SSIZE_T_MAX else self.limit_entries
+
+    @property
+    def max_weight(self):
+        """The greatest total weight the trie holds after a write returns, or None."""
+        return None if self.limit_weight == PY_SSIZE_T_MAX else self.limit_weight
+
+    @property
+    def weight(self):
+        """Sum of the weights of the entries (``len(self)`` when unbounded: no weights)."""
+        if self.linked:
+            return link_of(self.root).weight
+        return self.root.count
+
+    @property
+    def evictions(self):
+        """Entries removed by the hand to make room."""
+        return self.n_evictions
+
+    @property
+    def expirations(self):
+        """Entries removed by the hand because ``expired`` said so."""
+        return self.n_expirations
+
+    @property
+    def expired(self):
+        """The predicate the hand asks about each entry it meets, or None."""
+        return self.expired_fn
 
     # -- mapping protocol --------------------------------------------------------------
 
@@ -940,6 +1420,8 @@ cdef class RadixTrie:
         cdef Node *node = lookup(self.root, key)
         if node == NULL:
             raise KeyError(key)
+        if self.linked:
+            node.flags |= F_VISITED
         return <object>node.value
 
     def get(self, key, default=None):
@@ -947,6 +1429,8 @@ cdef class RadixTrie:
         cdef Node *node = lookup(self.root, key)
         if node == NULL:
             return default
+        if self.linked:
+            node.flags |= F_VISITED
         return <object>node.value
 
     def __contains__(self, key):
@@ -955,11 +1439,15 @@ cdef class RadixTrie:
     def __setitem__(self, key, value):
         cdef Py_ssize_t n
         cdef object source
-        cdef const uchar *k = ascii_bytes(key, &n)
+        cdef const uchar *k
+        if self.linked:
+            self._store(key, value, 1)
+            return
+        k = ascii_bytes(key, &n)
         if k == NULL:
             source = key_source(key, "keys")
             k = source_bytes(source, &n)
-        self._set(k, n, value)
+        self._set(k, n, value, 1)
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
 
@@ -993,15 +1481,12 @@ cdef class RadixTrie:
 
     def setdefault(self, key, default=None):
         """``self[key]`` if present, else store and return ``default``."""
-        cdef Py_ssize_t n
-        cdef object source
-        cdef const uchar *k
         cdef Node *node = lookup(self.root, key)
         if node != NULL:
+            if self.linked:
+                node.flags |= F_VISITED
             return <object>node.value
-        source = key_source(key, "keys")
-        k = source_bytes(source, &n)
-        self._set(k, n, default)
+        self._store(key, default, 1)
         return default
 
     def popitem(self):
@@ -1040,15 +1525,59 @@ cdef class RadixTrie:
     def copy(self):
         """A new trie with the same items (values are shared, not copied); atomic.
 
-        Always a plain ``RadixTrie``, like ``dict.copy`` and the pure-Python twin.
+        Always a plain ``RadixTrie``, like ``dict.copy`` and the pure-Python twin. A bounded
+        trie's copy has the same bounds, ``expired``, weights, queue order, visited bits
+        and hand, so it makes the same eviction decisions; its counters start at zero.
         """
         # Not type(self)(): a subclass's __init__ could store entries, and replacing the
         # root below would leak them.
-        cdef RadixTrie other = RadixTrie.__new__(RadixTrie)
-        cdef Node *top = clone_tree(self.root)
-        free_node(other.root)  # the empty root made by __cinit__
-        other.root = top
+        cdef RadixTrie other
+        cdef Node *top
+        if self.linked:
+            other = self._copy_linked()
+        else:
+            other = RadixTrie.__new__(RadixTrie)
+            top = clone_tree(self.root)
+            free_node(other.root)  # the empty root made by __cinit__
+            other.root = top
+        if self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
         return other
+
+    cdef RadixTrie _copy_linked(self):
+        """The copy of a bounded trie: its live entries stored anew in queue order."""
+        cdef RadixTrie other = RadixTrie.__new__(
+            RadixTrie, max_entries=self.max_entries, max_weight=self.max_weight,
+            expired=self.expired_fn)
+        cdef Node *node = self.queue.oldest
+        cdef Node *fresh
+        cdef Py_ssize_t n
+        cdef bint hand_next = False
+        while node != NULL:
+            if node == self.queue.hand:
+                hand_next = True
+            if self._live(node):
+                n = self._key_of(node)
+                other._set(self.keybuf, n, <object>node.value, own_weight(node))
+                fresh = other.queue.keep
+                other.queue.keep = NULL
+                fresh.flags |= node.flags & F_VISITED
+                if hand_next:
+                    other.queue.hand = fresh
+                    hand_next = False
+            node = link_of(node).newer
+        return other
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def __or__(self, other):
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
+        return new
 
     def __copy__(self):
         # copy.copy keeps a subclass's type, as the __reduce__ this replaces does.
@@ -1104,7 +1633,74 @@ cdef class RadixTrie:
             _repr_running.discard(token)
 
     def __reduce__(self):
-        return (type(self), (dict(self.items()),))
+        # The entries travel as state, set after the empty trie exists: pickle and deepcopy
+        # record the trie first, so a value that refers back to it (t["self"] = t) works.
+        return (_restore, (type(self), self.max_entries, self.max_weight, self.expired_fn),
+                self._state())
+
+    cdef object _state(self):
+        """``[(key, value), ...]`` in key order; for a bounded trie ``(entries, hand)`` with
+        ``[(key, value, weight, visited), ...]`` in queue order and the hand's index."""
+        cdef Node *node = self.queue.oldest
+        cdef Py_ssize_t n
+        cdef list entries = []
+        cdef Py_ssize_t hand = -1
+        cdef size_t stamp = self.modcount
+        cdef object value
+        cdef Py_ssize_t weight
+        cdef bint visited
+        if not self.linked:
+            return list(self.items())
+        while node != NULL:
+            if node == self.queue.hand and hand < 0:
+                hand = len(entries)
+            if self._live(node):
+                # Read the node first: building the entry allocates, which may run the cycle
+                # collector and with it code that changes the trie and frees the node.
+                value = <object>node.value
+                weight = own_weight(node)
+                visited = (node.flags & F_VISITED) != 0
+                n = self._key_of(node)
+                entries.append((key_str(self.keybuf, n), value, weight, visited))
+                if self.modcount != stamp:
+                    raise RuntimeError("RadixTrie changed shape while being pickled")
+            node = link_of(node).newer
+        return (entries, hand if hand < len(entries) else -1)
+
+    def __setstate__(self, state):
+        cdef Node *node
+        cdef Py_ssize_t hand
+        cdef bint seen
+        if isinstance(state, list):
+            for key, value in state:
+                self[key] = value
+            return
+        entries, hand = state
+        for key, value, weight, visited in entries:
+            if not self.linked:
+                self[key] = value
+                continue
+            seen = bool(visited)  # before the store: its __bool__ may be any code
+            self._set_key(key, value, check_weight(weight))
+            node = self.queue.keep
+            self.queue.keep = NULL
+            if node != NULL and seen:
+                node.flags |= F_VISITED
+        if self.linked and hand >= 0:
+            node = self.queue.oldest
+            while node != NULL and hand > 0:
+                node = link_of(node).newer
+                hand -= 1
+            self.queue.hand = node
+        if self.linked:
+            self._make_room()
+            self.queue.keep = NULL
+
+    cdef int _set_key(self, object key, object value, Py_ssize_t weight) except -1:
+        cdef Py_ssize_t n
+        cdef object source = key_source(key, "keys")
+        cdef const uchar *k = source_bytes(source, &n)
+        return self._set(k, n, value, weight)
 
     # -- prefixes ----------------------------------------------------------------------
 
@@ -1322,6 +1918,10 @@ cdef int trie_traverse(PyObject *obj, visitproc visit, void *arg) except -1:
     cdef RadixTrie trie = <RadixTrie>obj
     cdef Node *node
     cdef int status
+    if trie.expired_fn is not None:
+        status = visit(<PyObject *>trie.expired_fn, arg)
+        if status:
+            return status
     if trie.root != NULL:
         status = visit_tree(trie.root, visit, arg)
         if status:
@@ -1337,6 +1937,7 @@ cdef int trie_traverse(PyObject *obj, visitproc visit, void *arg) except -1:
 
 cdef int trie_clear(object obj) except -1:
     cdef RadixTrie trie = <RadixTrie>obj
+    trie.expired_fn = None
     try:
         trie._invalidate(<const uchar *>b"", 0)
     except MemoryError:

@@ -16,6 +16,10 @@
 # * Detached subtrees wait on a singly linked *garbage list* threaded through ``count``
 #   (no longer needed once detached), so detaching never allocates and freeing needs no
 #   stack and no recursion.
+# * A *bounded* trie (max_entries or max_weight set) allocates every node with a ``Link``
+#   just before its header (flag ``F_LINKED``): the node's parent, the subtree's weight, and
+#   the two neighbours of a value-holding node in the eviction queue (SIEVE: a FIFO in
+#   insertion order, a visited bit, a hand). An unbounded trie's nodes have no ``Link``.
 
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
@@ -30,12 +34,18 @@ cdef enum:
     KIND_N256 = 4     # up to 256 children
     INLINE_LABEL = 8  # labels up to this many bytes live inside the header
 
+cdef enum:
+    F_LINKED = 1      # allocated with a Link just before the header
+    F_QUEUED = 2      # holds a value and sits in the trie's eviction queue
+    F_VISITED = 4     # read since the hand last passed (SIEVE's visited bit)
+
 cdef union Label:
     uchar inl[8]      # the label itself when plen <= INLINE_LABEL
     uchar *ptr        # heap copy of the label when plen > INLINE_LABEL
 
 cdef struct Node:
     uint8_t kind      # one of KIND_*; says which struct below this header opens
+    uint8_t flags     # F_* bits (this byte was padding before)
     uint16_t nkids    # children in use (0..256)
     uint32_t plen     # bytes in this node's label
     Py_ssize_t count  # values in this subtree, this node's included; garbage link once detached
@@ -61,3 +71,15 @@ cdef struct Node256:
     Node hdr
     Node *kids[256]   # kids[b] hangs under byte b, or NULL
 
+
+cdef struct Link:
+    Node *older       # queue neighbour inserted just before this node, or NULL
+    Node *newer       # queue neighbour inserted just after this node, or NULL
+    Node *parent      # NULL for the root and for the top of a detached subtree
+    Py_ssize_t weight # sum of the weights of the values in this subtree
+
+cdef struct Queue:
+    Node *oldest      # first node the hand examines after wrapping around
+    Node *newest      # where a new entry joins
+    Node *hand        # next node the hand examines; NULL means the oldest
+    Node *keep        # the entry the current write stored: never its own victim

@@ -4,8 +4,12 @@ instance between threads that each run their own event loop."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
+import time
 from typing import Any
+
+import pytest
 
 import trie_cache
 from trie_cache import CachedRows, MemCache
@@ -137,3 +141,147 @@ def test_loops_in_different_threads_fetch_separately(trie_cls: Any) -> None:
     assert _run_in_threads(2, reader) == []
     assert calls == 2
     assert asyncio.run(cache.get("k")) is ROWS
+
+
+# -- the bound (issue 10) ------------------------------------------------------------------------
+
+
+def _rows(n: int, fetched_at: float | None = None) -> CachedRows:
+    return CachedRows({f"r{i}": {"v": i, "s": "x" * 20} for i in range(n)}, fetched_at)
+
+
+def _weight(key: str, rows: CachedRows) -> int:
+    return len(key.encode("utf-8", "surrogatepass")) + int(rows.nbytes)
+
+
+@pytest.mark.parametrize("name", ["max_entries", "max_bytes"])
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [(0, ValueError), (-5, ValueError), (True, TypeError), (2.0, TypeError), ("9", TypeError)],
+)
+def test_bad_bounds_are_refused(trie_cls: Any, name: str, bad: object, error: type) -> None:
+    with pytest.raises(error, match=name):
+        MemCache(_trie_cls=trie_cls, **{name: bad})  # type: ignore[arg-type]
+
+
+async def test_max_entries_holds_after_every_put(trie_cls: Any) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_entries=10)
+    for i in range(100):
+        await cache.put(f"t/{i}", ROWS)
+        assert len(cache) <= 10
+    assert len(cache) == 10
+    assert cache.stats().evictions == 90
+    assert cache.max_entries == 10
+
+
+async def test_max_bytes_holds_after_every_put_and_nbytes_is_the_live_weight(
+    trie_cls: Any,
+) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_bytes=20_000)
+    stored: dict[str, CachedRows] = {}
+    for i in range(200):
+        key = f"tenant/é/{i}"
+        rows = _rows(1 + i % 7)
+        await cache.put(key, rows)
+        stored[key] = rows
+        assert cache.nbytes is not None
+        assert cache.nbytes <= 20_000
+    live = dict(cache._trie.items())
+    assert cache.nbytes == sum(_weight(key, rows) for key, rows in live.items())
+    assert cache.stats().evictions == 200 - len(live)
+    assert cache.max_bytes == 20_000
+
+
+async def test_fills_by_get_or_fetch_respect_the_bound(trie_cls: Any) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_entries=5, max_bytes=5_000)
+
+    async def fetch() -> CachedRows:
+        return _rows(2)
+
+    for i in range(40):
+        await cache.get_or_fetch(f"k/{i}", fetch)
+        assert len(cache) <= 5
+        assert cache.nbytes is not None and cache.nbytes <= 5_000
+    assert cache.stats().fills == 40
+    live = dict(cache._trie.items())
+    assert cache.nbytes == sum(_weight(key, rows) for key, rows in live.items())
+
+
+async def test_rows_heavier_than_max_bytes_are_not_stored_and_drop_the_older_rows(
+    trie_cls: Any,
+) -> None:
+    small = _rows(1)
+    big = _rows(100)
+    limit = _weight("k", small) * 3
+    assert _weight("k", big) > limit
+    cache = MemCache(_trie_cls=trie_cls, max_bytes=limit)
+    await cache.put("k", small)
+    await cache.put("other", small)
+    await cache.put("k", big)
+    assert await cache.get("k") is None  # never the older rows after a newer put
+    assert await cache.get("other") is small
+    stats = cache.stats()
+    assert (stats.oversized, stats.evictions) == (1, 0)
+    assert cache.nbytes == _weight("other", small)
+
+
+async def test_the_hand_removes_rows_older_than_max_age_first(trie_cls: Any) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_age=60, max_entries=3)
+    now = time.time()
+    await cache.put("fresh/1", _rows(1, now))
+    await cache.put("stale", _rows(1, now - 3600))
+    await cache.put("fresh/2", _rows(1, now))
+    assert await cache.get("stale", max_age=math.inf) is not None  # visited, yet expired
+    assert await cache.get("fresh/1") is not None
+    await cache.put("fresh/3", _rows(1, now))
+    assert await cache.get("stale", max_age=math.inf) is None
+    assert sorted(cache._trie) == ["fresh/1", "fresh/2", "fresh/3"]
+    stats = cache.stats()
+    assert (stats.expirations, stats.evictions) == (1, 0)
+
+
+async def test_rows_inside_the_stale_window_are_not_expired_by_the_hand(trie_cls: Any) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_age=60, stale_while_revalidate=3600, max_entries=2)
+    now = time.time()
+    await cache.put("stale-but-servable", _rows(1, now - 600))
+    await cache.put("too-old", _rows(1, now - 7200))
+    await cache.get("stale-but-servable", max_age=math.inf)
+    await cache.get("too-old", max_age=math.inf)
+    await cache.put("new", _rows(1, now))
+    assert sorted(cache._trie) == ["new", "stale-but-servable"]
+    assert (cache.stats().expirations, cache.stats().evictions) == (1, 0)
+
+
+async def test_unbounded_cache_keeps_no_weights(trie_cls: Any) -> None:
+    cache = MemCache(_trie_cls=trie_cls)
+    for i in range(50):
+        await cache.put(f"k{i}", ROWS)
+    assert len(cache) == 50
+    assert cache.nbytes is None
+    assert (cache.max_entries, cache.max_bytes) == (None, None)
+    stats = cache.stats()
+    assert (stats.evictions, stats.expirations, stats.oversized) == (0, 0, 0)
+
+
+async def test_bounded_put_refuses_a_non_str_key(trie_cls: Any) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_bytes=10_000)
+    with pytest.raises(TypeError, match="int"):
+        await cache.put(5, ROWS)  # type: ignore[arg-type]
+    assert len(cache) == 0
+
+
+def test_threads_keep_the_bound(trie_cls: Any) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_entries=30, max_bytes=30_000)
+
+    async def work(n: int) -> None:
+        for i in range(300):
+            await cache.put(f"w{n}/k{i % 80}", _rows(1 + i % 3))
+            await cache.get(f"w{(n + 1) % 4}/k{i % 80}")
+            await cache.get_or_fetch(f"shared/{i % 40}", _fetch_rows)
+            if i % 50 == 49:
+                await cache.invalidate_prefix(f"w{n}/")
+
+    assert _run_in_threads(4, work) == []
+    asyncio.run(cache.put("last", ROWS))
+    assert len(cache) <= 30
+    assert cache.nbytes is not None and cache.nbytes <= 30_000

@@ -1,9 +1,12 @@
-"""Random sequences of operations on a RadixTrie, checked against a plain dict."""
+"""Random sequences of operations on a RadixTrie, checked against a plain dict, and on a
+bounded RadixTrie, checked against a SIEVE model."""
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -13,6 +16,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from sieve_model import SieveModel
 
 ALPHABET = ["a", "b", "/", "\0", "é", "\U0001f600"]
 keys = st.text(alphabet=ALPHABET, max_size=6)
@@ -150,3 +154,136 @@ class TrieAgainstDict(RuleBasedStateMachine):
 def test_trie_behaves_like_a_dict(trie_cls: Any) -> None:
     machine = type("Machine", (TrieAgainstDict,), {"trie_cls": trie_cls})
     run_state_machine_as_test(machine, settings=SETTINGS)  # type: ignore[no-untyped-call]
+
+
+def _zero_is_expired(value: int) -> bool:
+    return value == 0
+
+
+# Few keys, so that reads hit and writes replace often enough to exercise the visited bits.
+bounded_keys = st.text(alphabet=["a", "b", "é", "\U0001f600"], max_size=3)
+
+BOUNDED_SETTINGS = settings(SETTINGS, max_examples=80)
+
+
+class BoundedTrieAgainstSieve(RuleBasedStateMachine):
+    """A bounded trie must keep exactly the entries a SIEVE model keeps, op after op."""
+
+    trie_cls: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trie: Any = None
+        self.model = SieveModel()
+
+    @initialize(
+        max_entries=st.none() | st.integers(min_value=1, max_value=5),
+        max_weight=st.none() | st.integers(min_value=1, max_value=12),
+        expiring=st.booleans(),
+        contents=st.lists(st.tuples(bounded_keys, values), max_size=8),
+    )
+    def fill(
+        self,
+        max_entries: int | None,
+        max_weight: int | None,
+        expiring: bool,
+        contents: list[tuple[str, int]],
+    ) -> None:
+        if max_entries is None and max_weight is None:
+            max_entries = 3
+        expired = _zero_is_expired if expiring else None
+        self.trie = self.trie_cls(
+            contents, max_entries=max_entries, max_weight=max_weight, expired=expired
+        )
+        self.model = SieveModel(max_entries, max_weight, expired)
+        for key, value in contents:
+            self.model.put(key, value)
+
+    @rule(key=bounded_keys, value=values, weight=st.integers(min_value=0, max_value=14))
+    def put(self, key: str, value: int, weight: int) -> None:
+        assert self.trie.put(key, value, weight) == self.model.put(key, value, weight)
+
+    @rule(key=bounded_keys, value=values)
+    def set(self, key: str, value: int) -> None:
+        self.trie[key] = value
+        self.model.put(key, value)
+
+    @rule(key=bounded_keys)
+    def get(self, key: str) -> None:
+        assert self.trie.get(key) == self.model.get(key)
+
+    @rule(key=bounded_keys)
+    def getitem(self, key: str) -> None:
+        expected = self.model.get(key)
+        if expected is None:
+            with pytest.raises(KeyError):
+                self.trie[key]
+        else:
+            assert self.trie[key] == expected
+
+    @rule(key=bounded_keys, value=values)
+    def setdefault(self, key: str, value: int) -> None:
+        assert self.trie.setdefault(key, value) == self.model.setdefault(key, value)
+
+    @rule(key=bounded_keys)
+    def pop(self, key: str) -> None:
+        expected = self.model.values.get(key, -1)
+        self.model.remove([key])
+        assert self.trie.pop(key, -1) == expected
+
+    @rule()
+    def popitem(self) -> None:
+        if self.model.values:
+            last = max(self.model.values)
+            expected = (last, self.model.values[last])
+            self.model.remove([last])
+            assert self.trie.popitem() == expected
+
+    @rule(prefix=prefixes)
+    def invalidate_prefix(self, prefix: str) -> None:
+        doomed = sum(k.startswith(prefix) for k in self.model.values)
+        self.model.invalidate_prefix(prefix)
+        assert self.trie.invalidate_prefix(prefix) == doomed
+
+    @rule()
+    def reclaim(self) -> None:
+        self.trie.reclaim()
+
+    @rule()
+    def copy(self) -> None:
+        self.trie = self.trie.copy()
+        self.model.evictions = self.model.expirations = 0
+
+    @rule()
+    def pickle_round_trip(self) -> None:
+        self.trie = pickle.loads(pickle.dumps(self.trie))
+        self.model.evictions = self.model.expirations = 0
+
+    @invariant()
+    def same_entries(self) -> None:
+        if self.trie is None:
+            return
+        assert dict(self.trie.items()) == self.model.values
+        assert len(self.trie) == len(self.model.values)
+        assert self.trie.weight == self.model.weight
+
+    @invariant()
+    def bound_holds(self) -> None:
+        if self.trie is None:
+            return
+        if self.trie.max_entries is not None:
+            assert len(self.trie) <= self.trie.max_entries
+        if self.trie.max_weight is not None:
+            assert self.trie.weight <= self.trie.max_weight
+
+    @invariant()
+    def same_counters(self) -> None:
+        if self.trie is None:
+            return
+        assert self.trie.evictions == self.model.evictions
+        assert self.trie.expirations == self.model.expirations
+
+
+def test_bounded_trie_follows_the_sieve_model(trie_cls: Any) -> None:
+    machine = type("BoundedMachine", (BoundedTrieAgainstSieve,), {"trie_cls": trie_cls})
+    run_state_machine_as_test(machine, settings=BOUNDED_SETTINGS)  # type: ignore[no-untyped-call]

@@ -183,6 +183,12 @@ class CacheStats:
     """Calls of ``invalidate_prefix``."""
     keys_removed: int = 0
     """Keys those calls removed, in total."""
+    evictions: int = 0
+    """Entries removed to make room under ``max_entries`` / ``max_bytes`` (MemCache)."""
+    expirations: int = 0
+    """Entries removed by the eviction hand because older than the cache's ``max_age``."""
+    oversized: int = 0
+    """Rows not stored because heavier than ``max_bytes`` on their own."""
     remote_invalidations: int = 0
     """Prefixes applied from the bus: invalidated by another process, or another cache on it."""
     bus_resets: int = 0

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
-from ._cache import Cache, check_max_age, check_rows
+from ._cache import Cache, CacheStats, check_key, check_max_age, check_rows
 from ._core import RadixTrie
 from ._rows import CachedRows
 
 __all__ = ["MemCache"]
+
+
+def _check_bound(value: object, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, not {value!r}")
+    return value
+
+
+def _older_than(max_age: float) -> Callable[[CachedRows], bool]:
+    """The trie's ``expired`` predicate for rows older than ``max_age`` seconds."""
+    now = time.time
+
+    def expired(rows: CachedRows) -> bool:
+        return now() - rows.fetched_at > max_age
+
+    return expired
 
 
 class MemCache(Cache):
@@ -21,26 +43,81 @@ class MemCache(Cache):
     ``put`` and ``invalidate_prefix`` hold only to detach registrations, and only while
     fetches are in flight. ``max_age`` and ``stale_while_revalidate`` are the defaults
     of ``get``/``get_or_fetch``; ``bus`` a ``RedisBus`` (see :class:`Cache`).
+
+    ``max_entries`` and ``max_bytes`` bound the cache: after every ``put`` and every fill
+    by ``get_or_fetch`` returns, ``len(cache) <= max_entries`` and
+    ``cache.nbytes <= max_bytes``. The trie evicts with SIEVE; an entry weighs its key's
+    UTF-8 length plus ``rows.nbytes``, and rows heavier than ``max_bytes`` on their own are
+    not stored (what the key held is removed). With ``max_age`` set, the eviction hand
+    removes the rows it meets that are older than ``max_age`` plus the default
+    ``stale_while_revalidate`` window first, whatever their visited bit.
     """
 
     def __init__(
         self,
         *,
         max_age: float | None = None,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
         stale_while_revalidate: float | None = None,
         bus: Any = None,
         _trie_cls: Any = None,
     ) -> None:
         # ``_trie_cls`` picks the trie core (the tests run both); the default is ``CORE``'s.
         super().__init__(max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus)
-        if _trie_cls is None:
-            self._trie: Any = RadixTrie()
-        else:
-            self._trie = _trie_cls()
+        max_entries = _check_bound(max_entries, "max_entries")
+        max_bytes = _check_bound(max_bytes, "max_bytes")
+        self._bounded = max_entries is not None or max_bytes is not None
+        self._oversized = 0
+        expired = None
+        if self._bounded and self._max_age is not None:
+            # Rows past max_age but inside the default stale window may still be served.
+            expired = _older_than(self._max_age + (self._stale or 0.0))
+        trie_cls = RadixTrie if _trie_cls is None else _trie_cls
+        self._trie: Any = trie_cls(max_entries=max_entries, max_weight=max_bytes, expired=expired)
+        if _trie_cls is not None:
             self._flights = _trie_cls()  # the base built its registry on the default core
         # get_or_fetch's read: the trie's own get, without a Python frame around it. A read
         # path that must do more on a hit (an eviction policy's mark) replaces this.
         self._peek = self._trie.get  # type: ignore[method-assign]
+
+    @property
+    def max_entries(self) -> int | None:
+        """The most entries the cache holds after a write returns, or ``None``."""
+        return self._trie.max_entries  # type: ignore[no-any-return]
+
+    @property
+    def max_bytes(self) -> int | None:
+        """The most ``nbytes`` the cache holds after a write returns, or ``None``."""
+        return self._trie.max_weight  # type: ignore[no-any-return]
+
+    @property
+    def nbytes(self) -> int | None:
+        """The weight of the live entries (key UTF-8 length + ``rows.nbytes`` each).
+
+        ``None`` for a cache with neither ``max_entries`` nor ``max_bytes``: an unbounded
+        cache keeps no weights (and pays nothing for them).
+        """
+        return self._trie.weight if self._bounded else None
+
+    def stats(self) -> CacheStats:
+        """A snapshot of the counters (see :class:`CacheStats`)."""
+        return dataclasses.replace(
+            super().stats(),
+            evictions=self._trie.evictions,
+            expirations=self._trie.expirations,
+            oversized=self._oversized,
+        )
+
+    def _store(self, key: str, rows: CachedRows) -> None:
+        """Store through the bound: weigh the entry; count rows too heavy to keep."""
+        if not self._bounded:
+            self._trie[key] = rows
+            return
+        check_key(key)
+        size = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
+        if not self._trie.put(key, rows, size + rows.nbytes):
+            self._oversized += 1
 
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
         # Cache.get inlined: one coroutine, one trie call (which rejects a non-str key).
@@ -63,7 +140,7 @@ class MemCache(Cache):
         if self._flights:
             with self._write_lock:  # a fetch in flight for key must not overwrite this
                 self._flights.pop(key, None)
-        self._trie[key] = rows
+        self._store(key, rows)
 
     def _put_if_now(self, key: str, rows: CachedRows, flight: Any) -> bool:
         lock = self._write_lock
@@ -71,7 +148,7 @@ class MemCache(Cache):
         try:
             if not self._registered(key, flight):
                 return False
-            self._trie[key] = rows
+            self._store(key, rows)
         finally:
             lock.release()
         return True
@@ -80,14 +157,14 @@ class MemCache(Cache):
         with self._write_lock:
             if not guard():
                 return False
-            self._trie[key] = rows
+            self._store(key, rows)
         return True
 
     async def _get(self, key: str) -> CachedRows | None:
         return self._trie.get(key)  # type: ignore[no-any-return]
 
     async def _put(self, key: str, rows: CachedRows) -> None:
-        self._trie[key] = rows
+        self._store(key, rows)
 
     async def _invalidate(self, prefix: str) -> int:
         return self._trie.invalidate_prefix(prefix)  # type: ignore[no-any-return]

@@ -20,6 +20,11 @@ once their own change is done, invalidate_prefix before it detaches; setdefault 
 that fail release nothing. ``reclaim()`` and ``clear()`` release them all.
 Nothing here recurses, so chains of any depth are safe.
 
+Bounded tries (``max_entries`` or ``max_weight``) evict with SIEVE exactly as the compiled
+core does; their nodes are ``_QNode``: ``weight`` of the node's own value, ``wsum`` of its
+subtree (so a detached subtree's weight leaves the total at once), and the two neighbours in
+the eviction queue. See ``_make_room``.
+
 A value's ``__del__`` may run arbitrary code that uses the same trie, so every method finishes
 its changes to the structure before it lets go of a reference to a value. One re-entrant lock
 per trie keeps threads from seeing a half-done change (pure-Python code can be interrupted
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import reprlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
 __all__ = ["RadixTrie"]
@@ -71,6 +76,54 @@ class _Node:
         self.count = 0
 
 
+class _QNode(_Node):
+    """A node of a bounded trie: also its weights and its place in the eviction queue."""
+
+    __slots__ = ("newer", "older", "queued", "visited", "weight", "wsum")
+
+    older: _QNode | None  # queue neighbour inserted just before this node
+    newer: _QNode | None  # queue neighbour inserted just after this node
+    weight: int  # weight of this node's own value (0 when none)
+    wsum: int  # weights of the values in this subtree, this node's included
+    queued: bool  # holds a value and sits in the queue
+    visited: bool  # read since the hand last passed
+
+    def __init__(self, label: str) -> None:
+        super().__init__(label)
+        self.older = self.newer = None
+        self.weight = self.wsum = 0
+        self.queued = self.visited = False
+
+
+#: Heaviest weight ``put`` accepts (as the compiled core).
+_MAX_WEIGHT = 1 << 48
+
+
+def _check_limit(value: object, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, not {value!r}")
+    return value
+
+
+def _check_weight(weight: object) -> int:
+    if isinstance(weight, bool) or not isinstance(weight, int):
+        raise TypeError(f"weight must be an int, not {type(weight).__name__}")
+    if weight < 0 or weight > _MAX_WEIGHT:
+        raise ValueError(f"weight must be between 0 and 2**48, not {weight!r}")
+    return weight
+
+
+def _restore(
+    cls: type[RadixTrie[Any]], max_entries: int | None, max_weight: int | None, expired: Any
+) -> RadixTrie[Any]:
+    """An empty trie of ``cls`` with these bounds; unpickling then calls __setstate__."""
+    return cls.__new__(cls, max_entries=max_entries, max_weight=max_weight, expired=expired)
+
+
 def _check(key: object, what: str) -> str:
     if type(key) is str:
         return key
@@ -101,9 +154,31 @@ def _common_length(key: str, start: int, label: str) -> int:
 
 class RadixTrie(Generic[V]):
     """A mapping of ``str`` keys kept in code point order, with O(len(prefix)) prefix
-    counting and invalidation."""
+    counting and invalidation.
 
-    __slots__ = ("_lock", "_modcount", "_pending", "_pending_count", "_root")
+    ``max_entries`` / ``max_weight`` bound the trie: after each write returns it holds at
+    most that many entries and that much weight (see :meth:`put`), evicting with SIEVE;
+    ``expired(value) -> bool`` lets the eviction hand drop expired entries first.
+    """
+
+    __slots__ = (
+        "_bounded",
+        "_evictions",
+        "_expirations",
+        "_expired",
+        "_hand",
+        "_keep",
+        "_lock",
+        "_max_entries",
+        "_max_weight",
+        "_modcount",
+        "_newest",
+        "_node",
+        "_oldest",
+        "_pending",
+        "_pending_count",
+        "_root",
+    )
 
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
@@ -112,10 +187,41 @@ class RadixTrie(Generic[V]):
     _pending_count: int  # values held by the nodes in _pending and their subtrees
     _modcount: int  # bumped on every structural change; iterators compare it
     _lock: threading.RLock
+    # The bound: see _make_room. With neither limit set the queue stays empty.
+    _bounded: bool
+    _max_entries: int | None
+    _max_weight: int | None
+    _expired: Any  # None, or value -> bool, asked by the hand
+    _node: type[_Node]  # _QNode when bounded
+    _oldest: _QNode | None
+    _newest: _QNode | None
+    _hand: _QNode | None  # next node the hand examines; None means the oldest
+    _keep: _QNode | None  # the entry the current write stored: never its own victim
+    _evictions: int
+    _expirations: int
 
-    def __new__(cls, other: Any = (), /) -> RadixTrie[V]:
+    def __new__(
+        cls,
+        other: Any = (),
+        /,
+        *,
+        max_entries: int | None = None,
+        max_weight: int | None = None,
+        expired: Callable[[Any], object] | None = None,
+    ) -> RadixTrie[V]:
+        limit_entries = _check_limit(max_entries, "max_entries")
+        limit_weight = _check_limit(max_weight, "max_weight")
+        if expired is not None and not callable(expired):
+            raise TypeError(f"expired must be callable or None, not {type(expired).__name__}")
         self = super().__new__(cls)
-        self._root = _Node("")
+        self._bounded = limit_entries is not None or limit_weight is not None
+        self._max_entries = limit_entries
+        self._max_weight = limit_weight
+        self._expired = expired
+        self._node = _QNode if self._bounded else _Node
+        self._oldest = self._newest = self._hand = self._keep = None
+        self._evictions = self._expirations = 0
+        self._root = self._node("")
         self._pending = []
         self._pending_count = 0
         self._modcount = 0
@@ -123,9 +229,183 @@ class RadixTrie(Generic[V]):
         return self
 
     def __init__(
-        self, other: Mapping[str, V] | RadixTrie[V] | Iterable[tuple[str, V]] = (), /
+        self,
+        other: Mapping[str, V] | RadixTrie[V] | Iterable[tuple[str, V]] = (),
+        /,
+        *,
+        max_entries: int | None = None,
+        max_weight: int | None = None,
+        expired: Callable[[Any], object] | None = None,
     ) -> None:
         self.update(other)
+
+    # -- the bound (SIEVE) -------------------------------------------------------------
+
+    @property
+    def max_entries(self) -> int | None:
+        """The most entries the trie holds after a write returns, or None."""
+        return self._max_entries
+
+    @property
+    def max_weight(self) -> int | None:
+        """The greatest total weight the trie holds after a write returns, or None."""
+        return self._max_weight
+
+    @property
+    def weight(self) -> int:
+        """Sum of the weights of the entries (``len(self)`` when unbounded: no weights)."""
+        if self._bounded:
+            return self._root.wsum  # type: ignore[attr-defined, no-any-return]
+        return self._root.count
+
+    @property
+    def evictions(self) -> int:
+        """Entries removed by the hand to make room."""
+        return self._evictions
+
+    @property
+    def expirations(self) -> int:
+        """Entries removed by the hand because ``expired`` said so."""
+        return self._expirations
+
+    @property
+    def expired(self) -> Callable[[Any], object] | None:
+        """The predicate the hand asks about each entry it meets, or None."""
+        return self._expired  # type: ignore[no-any-return]
+
+    def _push(self, node: _QNode) -> None:
+        """Append a node that just got a value at the newest end, unvisited."""
+        node.older = self._newest
+        node.newer = None
+        if self._newest is not None:
+            self._newest.newer = node
+        else:
+            self._oldest = node
+        self._newest = node
+        node.queued = True
+        node.visited = False
+
+    def _unlink(self, node: _QNode) -> None:
+        """Take a node out of the queue (no-op if it is not in it); the hand moves on."""
+        if not node.queued:
+            return
+        if self._hand is node:
+            self._hand = node.newer
+        if self._keep is node:
+            self._keep = None
+        if node.older is not None:
+            node.older.newer = node.newer
+        else:
+            self._oldest = node.newer
+        if node.newer is not None:
+            node.newer.older = node.older
+        else:
+            self._newest = node.older
+        node.older = node.newer = None
+        node.queued = node.visited = False
+
+    def _over(self) -> bool:
+        root = self._root
+        if self._max_entries is not None and root.count > self._max_entries:
+            return True
+        return self._max_weight is not None and root.wsum > self._max_weight  # type: ignore[attr-defined]
+
+    def _settle_hand(self) -> None:
+        """Move the hand off nodes of detached subtrees before an entry joins the queue.
+
+        The hand then points where it would have pointed had ``invalidate_prefix`` unlinked
+        the detached nodes at once: a new entry never slips in between.
+        """
+        node = self._hand
+        while node is not None and not self._live(node):
+            self._unlink(node)
+            node = self._hand
+
+    def _live(self, node: _QNode) -> bool:
+        """Whether a queued node is in the trie (not in a detached subtree)."""
+        key = node.key
+        return key is not None and self._find(key) is node
+
+    def _make_room(self) -> None:
+        """Evict until the bound holds: SIEVE, the same decisions as the compiled core.
+
+        The hand examines the queue from the oldest end towards the newest and wraps
+        around. A node of a detached subtree leaves the queue as the hand meets it. An entry
+        ``expired`` calls expired is removed whatever its visited bit; a visited entry loses
+        the bit and is passed; the first unvisited entry is the victim, and the hand stays on
+        the entry after it. The entry the current write stored (``_keep``) is passed over.
+        Each victim's value goes once the trie is consistent.
+        """
+        while self._over():
+            node = self._hand
+            if node is None:
+                node = self._oldest
+                if node is None:
+                    return
+            if node is self._keep:
+                if node.older is None and node.newer is None:
+                    return
+                self._hand = node.newer
+                continue
+            if not self._live(node):
+                self._unlink(node)
+                continue
+            expired = self._expired
+            if expired is not None:
+                value = node.value
+                stamp = self._modcount
+                gone = bool(expired(value))
+                if self._modcount != stamp or node.value is not value:
+                    del value  # the predicate changed the trie: look again
+                    continue
+                del value
+                if gone:
+                    self._evict(node, True)
+                    continue
+            if node.visited:
+                node.visited = False
+                self._hand = node.newer
+                continue
+            self._evict(node, False)
+
+    def _evict(self, node: _QNode, expired: bool) -> None:
+        key = node.key
+        assert key is not None
+        old = self._remove(key)
+        if expired:
+            self._expirations += 1
+        else:
+            self._evictions += 1
+        del old  # may re-enter; the trie and the queue are consistent here
+
+    def _write(self, key: str, value: Any, weight: int) -> None:
+        """Set ``key`` (checked) with ``weight``, restore the bound, release a slice."""
+        old = self._store(key, value, True, weight)
+        if self._bounded:
+            self._make_room()
+            self._keep = None
+        del old  # the structure is consistent: the old value may go now
+        if self._pending:
+            self._release(_SLICE)
+
+    def put(self, key: str, value: V, weight: int = 1) -> bool:
+        """Store ``value`` under ``key`` with a ``weight`` (an int, 0 to 2**48); return
+        whether it was stored.
+
+        An entry heavier than ``max_weight`` is not stored and removes what ``key`` held
+        (``False``). An unbounded trie records no weights: ``put`` is ``self[key] = value``.
+        """
+        weight = _check_weight(weight)
+        key = _check(key, "keys")
+        with self._lock:
+            if self._max_weight is not None and weight > self._max_weight:
+                old = self._remove(key)
+                del old
+                if self._pending:
+                    self._release(_SLICE)
+                return False
+            self._write(key, value, weight)
+            return True
 
     # -- lookups -------------------------------------------------------------------
 
@@ -169,6 +449,8 @@ class RadixTrie(Generic[V]):
             node = self._find(_check(key, "keys"))
             if node is None or node.value is _ABSENT:
                 raise KeyError(key)
+            if self._bounded:
+                node.visited = True  # type: ignore[attr-defined]
             return node.value  # type: ignore[no-any-return]
 
     @overload
@@ -182,6 +464,8 @@ class RadixTrie(Generic[V]):
             node = self._find(key)
             if node is None or node.value is _ABSENT:
                 return default
+            if self._bounded:
+                node.visited = True  # type: ignore[attr-defined]
             return node.value
 
     def __contains__(self, key: object) -> bool:
@@ -205,16 +489,19 @@ class RadixTrie(Generic[V]):
     def __setitem__(self, key: str, value: V) -> None:
         key = _check(key, "keys")
         with self._lock:
-            old = self._store(key, value, replace=True)
-            del old  # the structure is consistent: the old value may go now
-            if self._pending:
-                self._release(_SLICE)
+            self._write(key, value, 1)
 
-    def _store(self, key: str, value: Any, replace: bool) -> Any:
+    def _store(self, key: str, value: Any, replace: bool, weight: int = 1) -> Any:
         """Set ``key``; return the value it had (``_ABSENT`` if none).
 
-        With ``replace`` false an existing value is kept and returned.
+        With ``replace`` false an existing value is kept and returned. In a bounded trie the
+        entry weighs ``weight`` and ``_keep`` names its node: a new key joins the queue's
+        newest end, a replaced one keeps its place and counts as visited.
         """
+        new_node = self._node
+        bounded = self._bounded
+        if bounded:
+            self._settle_hand()
         node = self._root
         path: list[_Node] = []
         i = 0
@@ -223,7 +510,7 @@ class RadixTrie(Generic[V]):
             child = node.children.get(key[i])
             if child is None:
                 # New leaf under node.
-                leaf = _Node(key[i:])
+                leaf = new_node(key[i:])
                 leaf.value = value
                 leaf.key = key
                 leaf.count = 1
@@ -231,6 +518,8 @@ class RadixTrie(Generic[V]):
                 for above in path:
                     above.count += 1
                 node.children[key[i]] = leaf
+                if bounded:
+                    self._queue_new(leaf, path, weight)  # type: ignore[arg-type]
                 self._modcount += 1
                 return _ABSENT
             label = child.label
@@ -241,25 +530,32 @@ class RadixTrie(Generic[V]):
                 continue
             # The key leaves the child's label part-way: split the edge at m.
             m = _common_length(key, i, label)
-            mid = _Node(label[:m])
+            mid = new_node(label[:m])
             rest = label[m:]
             mid.children[rest[0]] = child
+            holder = mid
             if i + m == n:
                 mid.value = value
                 mid.key = key
             else:
-                leaf = _Node(key[i + m :])
+                holder = leaf = new_node(key[i + m :])
                 leaf.value = value
                 leaf.key = key
                 leaf.count = 1
                 mid.children[key[i + m]] = leaf
             mid.count = child.count + 1
+            if bounded:
+                mid.wsum = child.wsum  # type: ignore[attr-defined]
             # Link: nothing from here on allocates or lets go of a value.
             child.label = rest
             path.append(node)
             for above in path:
                 above.count += 1
             node.children[key[i]] = mid
+            if bounded:
+                if holder is not mid:
+                    path.append(mid)
+                self._queue_new(holder, path, weight)  # type: ignore[arg-type]
             self._modcount += 1
             return _ABSENT
         old = node.value
@@ -269,10 +565,31 @@ class RadixTrie(Generic[V]):
             path.append(node)
             for above in path:
                 above.count += 1
+            if bounded:
+                path.pop()
+                self._queue_new(node, path, weight)  # type: ignore[arg-type]
             self._modcount += 1
         elif replace:
             node.value = value
+            if bounded:
+                assert isinstance(node, _QNode)
+                delta = weight - node.weight
+                node.weight = weight
+                path.append(node)
+                for above in path:
+                    above.wsum += delta  # type: ignore[attr-defined]
+                node.visited = True
+                self._keep = node
         return old
+
+    def _queue_new(self, node: _QNode, above: list[_Node], weight: int) -> None:
+        """A bounded trie's ``node`` just got its value: weigh it and queue it."""
+        node.weight = weight
+        node.wsum += weight
+        for up in above:
+            up.wsum += weight  # type: ignore[attr-defined]
+        self._push(node)
+        self._keep = node
 
     @overload
     def setdefault(self: RadixTrie[T | None], key: str, default: None = None) -> T | None: ...
@@ -282,8 +599,13 @@ class RadixTrie(Generic[V]):
     def setdefault(self, key: str, default: Any = None) -> Any:
         key = _check(key, "keys")
         with self._lock:
-            old = self._store(key, default, replace=False)
-            return default if old is _ABSENT else old
+            node = self._find(key)
+            if node is not None and node.value is not _ABSENT:
+                if self._bounded:
+                    node.visited = True  # type: ignore[attr-defined]
+                return node.value
+            self._write(key, default, 1)
+            return default
 
     def _remove(self, key: str) -> Any:
         """Remove ``key``; return its value, or ``_ABSENT`` with nothing changed."""
@@ -305,6 +627,13 @@ class RadixTrie(Generic[V]):
         node.key = None
         for above in path:
             above.count -= 1
+        if self._bounded:
+            assert isinstance(node, _QNode)
+            weight = node.weight
+            node.weight = 0
+            for above in path:
+                above.wsum -= weight  # type: ignore[attr-defined]
+            self._unlink(node)
         self._modcount += 1
         if node is not self._root:
             parent = path[-2]
@@ -407,12 +736,16 @@ class RadixTrie(Generic[V]):
             return 0
         removed = node.count
         if node is self._root:
-            self._root = _Node("")
+            self._root = self._node("")
         else:
             parent = path[-1]
             del parent.children[node.label[0]]
             for above in path:
                 above.count -= removed
+            if self._bounded:
+                weight = node.wsum  # type: ignore[attr-defined]
+                for above in path:
+                    above.wsum -= weight  # type: ignore[attr-defined]
             self._tidy(path[-2] if len(path) > 1 else None, parent)
         self._pending.append(node)
         self._pending_count += removed
@@ -452,6 +785,8 @@ class RadixTrie(Generic[V]):
                 children.clear()
             value = node.value
             if value is not _ABSENT:
+                if self._bounded:
+                    self._unlink(node)  # type: ignore[arg-type]
                 node.value = _ABSENT
                 node.key = None
                 self._pending_count -= 1
@@ -486,10 +821,52 @@ class RadixTrie(Generic[V]):
     # -- whole-mapping protocols -----------------------------------------------------
 
     def copy(self) -> RadixTrie[V]:
-        """A shallow copy (pending entries are not copied)."""
-        new: RadixTrie[V] = RadixTrie()
+        """A shallow copy (pending entries are not copied).
+
+        A bounded trie's copy has the same bounds, ``expired``, weights, queue order, visited
+        bits and hand, so it makes the same eviction decisions; its counters start at zero.
+        """
         with self._lock:
-            new._root = _copy_tree(self._root)
+            if self._bounded:
+                new = self._copy_bounded()
+            else:
+                new = RadixTrie()
+                new._root = _copy_tree(self._root)
+            if self._pending:
+                self._release(_SLICE)
+        return new
+
+    def _copy_bounded(self) -> RadixTrie[V]:
+        new: RadixTrie[V] = RadixTrie(
+            max_entries=self._max_entries, max_weight=self._max_weight, expired=self._expired
+        )
+        node = self._oldest
+        hand_next = False
+        while node is not None:
+            if node is self._hand:
+                hand_next = True
+            if self._live(node):
+                assert node.key is not None
+                new._store(node.key, node.value, True, node.weight)
+                fresh = new._keep
+                assert fresh is not None
+                new._keep = None
+                fresh.visited = node.visited
+                if hand_next:
+                    new._hand = fresh
+                    hand_next = False
+            node = node.newer
+        return new
+
+    def __ior__(self, other: Any) -> RadixTrie[V]:
+        self.update(other)
+        return self
+
+    def __or__(self, other: Any) -> RadixTrie[V]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
         return new
 
     def __eq__(self, other: object) -> bool:
@@ -518,7 +895,60 @@ class RadixTrie(Generic[V]):
         return f"{type(self).__name__}({{{body}}})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (dict(self.items()),))
+        # The entries travel as state, set after the empty trie exists: pickle and deepcopy
+        # record the trie first, so a value that refers back to it (t["self"] = t) works.
+        return (
+            _restore,
+            (type(self), self._max_entries, self._max_weight, self._expired),
+            self._state(),
+        )
+
+    def _state(self) -> Any:
+        """``[(key, value), ...]`` in key order; for a bounded trie ``(entries, hand)`` with
+        ``[(key, value, weight, visited), ...]`` in queue order and the hand's index."""
+        with self._lock:
+            if not self._bounded:
+                return list(self.items())
+            entries: list[tuple[str, Any, int, bool]] = []
+            hand = -1
+            stamp = self._modcount
+            node = self._oldest
+            while node is not None:
+                if node is self._hand and hand < 0:
+                    hand = len(entries)
+                if self._live(node):
+                    assert node.key is not None
+                    entries.append((node.key, node.value, node.weight, node.visited))
+                    if self._modcount != stamp:  # a finaliser run by the collector wrote
+                        raise RuntimeError("RadixTrie changed shape while being pickled")
+                node = node.newer
+            return (entries, hand if hand < len(entries) else -1)
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, list):
+            for key, value in state:
+                self[key] = value
+            return
+        entries, hand = state
+        with self._lock:
+            for key, value, weight, visited in entries:
+                if not self._bounded:
+                    self[key] = value
+                    continue
+                self._store(_check(key, "keys"), value, True, _check_weight(weight))
+                node = self._keep
+                self._keep = None
+                if node is not None and visited:
+                    node.visited = True
+            if self._bounded:
+                if hand >= 0:
+                    node = self._oldest
+                    while node is not None and hand > 0:
+                        node = node.newer
+                        hand -= 1
+                    self._hand = node
+                self._make_room()
+                self._keep = None
 
 
 _KEYS, _VALUES, _ITEMS = 0, 1, 2

@@ -1,0 +1,118 @@
+"""A small SIEVE model of a bounded ``RadixTrie``: what each core must decide.
+
+SIEVE (Zhang et al., NSDI 2024): entries sit in one FIFO queue in insertion order; a read
+sets an entry's visited bit; to make room, a hand walks from the oldest end towards the
+newest (wrapping around), clears the bits it passes and evicts the first unvisited entry,
+then stays on the entry after it. The trie's rules on top, all written out here:
+
+- A new key joins the newest end unvisited; replacing a key keeps its place and marks it
+  visited; ``get``, ``[]`` and ``setdefault`` of a present key mark it visited.
+- The entry the current write stored is never its own victim (the hand passes it untouched).
+- An entry ``expired(value)`` calls expired is removed whatever its bit.
+- Removing entries (``del``, ``pop``, ``invalidate_prefix``) moves a hand that stood on one
+  of them to the first remaining entry after it, or to the oldest end if none is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+class SieveModel:
+    def __init__(
+        self,
+        max_entries: int | None = None,
+        max_weight: int | None = None,
+        expired: Callable[[Any], object] | None = None,
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_weight = max_weight
+        self.expired = expired
+        self.queue: list[str] = []  # oldest first
+        self.values: dict[str, Any] = {}
+        self.weights: dict[str, int] = {}
+        self.visited: set[str] = set()
+        self.hand: str | None = None  # None: the oldest
+        self.evictions = 0
+        self.expirations = 0
+
+    # -- reads ------------------------------------------------------------------------
+
+    def get(self, key: str) -> Any:
+        if key in self.values:
+            self.visited.add(key)
+        return self.values.get(key)
+
+    @property
+    def weight(self) -> int:
+        return sum(self.weights.values())
+
+    # -- writes -----------------------------------------------------------------------
+
+    def put(self, key: str, value: Any, weight: int = 1) -> bool:
+        if self.max_weight is not None and weight > self.max_weight:
+            self.remove([key])
+            return False
+        if key in self.values:
+            self.visited.add(key)
+        else:
+            self.queue.append(key)
+            self.visited.discard(key)
+        self.values[key] = value
+        self.weights[key] = weight
+        self._make_room(key)
+        return True
+
+    def setdefault(self, key: str, default: Any) -> Any:
+        if key in self.values:
+            self.visited.add(key)
+            return self.values[key]
+        self.put(key, default)
+        return default
+
+    def remove(self, keys: Iterable[str]) -> None:
+        doomed = {k for k in keys if k in self.values}
+        if not doomed:
+            return
+        if self.hand in doomed:
+            at = self.queue.index(self.hand)
+            self.hand = next((k for k in self.queue[at:] if k not in doomed), None)
+        self.queue = [k for k in self.queue if k not in doomed]
+        for key in doomed:
+            del self.values[key]
+            del self.weights[key]
+            self.visited.discard(key)
+
+    def invalidate_prefix(self, prefix: str) -> None:
+        self.remove([k for k in self.values if k.startswith(prefix)])
+
+    # -- the policy ---------------------------------------------------------------------
+
+    def _over(self) -> bool:
+        if self.max_entries is not None and len(self.values) > self.max_entries:
+            return True
+        return self.max_weight is not None and self.weight > self.max_weight
+
+    def _after(self, key: str) -> str | None:
+        at = self.queue.index(key)
+        return self.queue[at + 1] if at + 1 < len(self.queue) else None
+
+    def _make_room(self, keep: str) -> None:
+        while self._over():
+            key = self.hand if self.hand is not None else self.queue[0]
+            if key == keep:
+                if len(self.queue) == 1:
+                    return
+                self.hand = self._after(key)
+                continue
+            if self.expired is not None and self.expired(self.values[key]):
+                self.remove([key])
+                self.expirations += 1
+                continue
+            if key in self.visited:
+                self.visited.discard(key)
+                self.hand = self._after(key)
+                continue
+            self.remove([key])
+            self.evictions += 1
