@@ -285,3 +285,22 @@ def test_threads_keep_the_bound(trie_cls: Any) -> None:
     asyncio.run(cache.put("last", ROWS))
     assert len(cache) <= 30
     assert cache.nbytes is not None and cache.nbytes <= 30_000
+
+
+async def test_a_fill_too_heavy_to_keep_counts_as_oversized_not_as_a_fill(trie_cls: Any) -> None:
+    small = _rows(1)
+    big = _rows(100)
+    cache = MemCache(_trie_cls=trie_cls, max_bytes=_weight("k", small) * 3)
+
+    async def fetch_big() -> CachedRows:
+        return big
+
+    async def fetch_paused() -> CachedRows:
+        await asyncio.sleep(0)  # the general (suspending) path of the fill
+        return big
+
+    assert await cache.get_or_fetch("k", fetch_big) is big
+    assert await cache.get_or_fetch("k2", fetch_paused) is big
+    assert await cache.get("k") is None and await cache.get("k2") is None
+    stats = cache.stats()
+    assert (stats.fills, stats.stale_fills_prevented, stats.oversized) == (0, 0, 2)

@@ -104,6 +104,9 @@ Fetch = Callable[[], Awaitable["CachedRows | Mapping[str, Mapping[str, Any]]"]]
 
 #: ``_peek``'s answer when only the awaiting ``_get`` can tell.
 _UNKNOWN: Final[Any] = object()
+#: ``_put_if``'s answer when the backend refused rows too heavy to keep (it counts them as
+#: ``oversized``): neither a fill nor a stale fill.
+OVERSIZED: Final[Any] = object()
 #: What a joiner gets when the fetch it waited for was cancelled: try again.
 _RETRY: Final[Any] = object()
 
@@ -674,7 +677,9 @@ class Cache(abc.ABC):
             if stored is _UNKNOWN:
                 # The backend's store awaits: the general path for the rest.
                 return await self._drive(key, rows, flight, started, True)
-            if stored:
+            if stored is OVERSIZED:
+                pass  # counted by the backend as oversized
+            elif stored:
                 self._fills += 1
             else:
                 self._stale_fills_prevented += 1
@@ -874,7 +879,9 @@ class Cache(abc.ABC):
                 except BaseException:
                     self._fill_errors += 1
                     raise
-                if stored and self._registered(key, flight):
+                if stored is OVERSIZED:
+                    pass  # counted by the backend as oversized
+                elif stored and self._registered(key, flight):
                     self._fills += 1
                 else:
                     # Refused; or an invalidation or put called during the write landed after

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._cache import Cache, CacheStats, check_key, check_max_age, check_rows
+from ._cache import OVERSIZED, Cache, CacheStats, check_key, check_max_age, check_rows
 from ._core import RadixTrie
 from ._rows import CachedRows
 
@@ -109,15 +109,17 @@ class MemCache(Cache):
             oversized=self._oversized,
         )
 
-    def _store(self, key: str, rows: CachedRows) -> None:
-        """Store through the bound: weigh the entry; count rows too heavy to keep."""
+    def _store(self, key: str, rows: CachedRows) -> bool:
+        """Store through the bound: weigh the entry; count rows too heavy to keep (False)."""
         if not self._bounded:
             self._trie[key] = rows
-            return
+            return True
         check_key(key)
         size = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
         if not self._trie.put(key, rows, size + rows.nbytes):
             self._oversized += 1
+            return False
+        return True
 
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
         # Cache.get inlined: one coroutine, one trie call (which rejects a non-str key).
@@ -142,23 +144,23 @@ class MemCache(Cache):
                 self._flights.pop(key, None)
         self._store(key, rows)
 
-    def _put_if_now(self, key: str, rows: CachedRows, flight: Any) -> bool:
+    def _put_if_now(self, key: str, rows: CachedRows, flight: Any) -> Any:
         lock = self._write_lock
         lock.acquire()  # acquire/release: cheaper than "with" on the miss path
         try:
             if not self._registered(key, flight):
                 return False
-            self._store(key, rows)
+            stored = self._store(key, rows)
         finally:
             lock.release()
-        return True
+        return True if stored else OVERSIZED
 
-    async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> bool:
+    async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> Any:
         with self._write_lock:
             if not guard():
                 return False
-            self._store(key, rows)
-        return True
+            stored = self._store(key, rows)
+        return True if stored else OVERSIZED
 
     async def _get(self, key: str) -> CachedRows | None:
         return self._trie.get(key)  # type: ignore[no-any-return]
