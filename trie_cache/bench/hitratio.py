@@ -425,7 +425,7 @@ class BoundedMemCache(MemCacheSystem):
         super().__init__(capacity)
         from .._memcache import MemCache
 
-        self.cache = MemCache(max_entries=capacity)  # type: ignore[call-arg,unused-ignore]
+        self.cache = MemCache(max_entries=capacity)
 
 
 class CacheboxLfu(CacheboxSystem):

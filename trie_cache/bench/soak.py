@@ -80,7 +80,7 @@ def _key(n: int) -> str:
 async def _run(result: SoakResult, seed: int, samples: int) -> None:
     from .. import CachedRows, MemCache
 
-    cache = MemCache(max_entries=result.max_entries)  # type: ignore[call-arg,unused-ignore]
+    cache = MemCache(max_entries=result.max_entries)
     get, put, drop = cache.get, cache.put, cache.invalidate_prefix
     rng = random.Random(seed)
     draw = rng.random
@@ -116,7 +116,7 @@ async def _run(result: SoakResult, seed: int, samples: int) -> None:
     result.seconds = time.perf_counter() - start
     result.puts = made
     result.hits, result.misses = hits, misses
-    result.evictions = int(cache.stats().evictions)  # type: ignore[attr-defined,unused-ignore]
+    result.evictions = int(cache.stats().evictions)
 
 
 def soak(
