@@ -1,16 +1,20 @@
 """The picture of a comparison run, drawn with matplotlib (in the ``bench`` extra).
 
 Left: time to invalidate 10% of the keys against the number of keys, log-log, one line per
-system. Right: time per get (hit) and per put (new key) for each system at the table's size,
-as bars on a log scale.
+system. Middle: time per get (hit) and per put (new key) for each system at the table's size,
+as bars on a log scale. Right, when measured: hit ratios at the same capacity
+(:mod:`trie_cache.bench.hitratio`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .peers import get_system
 from .toolkit import machine_line
+
+if TYPE_CHECKING:
+    from .hitratio import HitRatios
 
 __all__ = ["PlotData", "plot", "require_matplotlib"]
 
@@ -44,13 +48,20 @@ def _is_trie_cache(system: str) -> bool:
     return system.startswith("radix") or system == "memcache"
 
 
-def plot(results: PlotData, path: str) -> None:
-    """Draw ``results`` to the image file ``path`` (its suffix picks the format)."""
+def plot(results: PlotData, path: str, hit_ratios: HitRatios | None = None) -> None:
+    """Draw ``results`` to the image file ``path`` (its suffix picks the format); a third
+    panel shows ``hit_ratios`` when given."""
     from .. import __version__
     from .._core import CORE
 
     plt = require_matplotlib()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 6.4), constrained_layout=True)
+    panels = 2 if hit_ratios is None else 3
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 6.4), constrained_layout=True)
+    left, right = axes[0], axes[1]
+    if hit_ratios is not None:
+        from .hitratio import draw
+
+        draw(axes[2], hit_ratios)
     markers = "os^vD<>phX*P"
     palette = plt.get_cmap("tab20").colors
     for i, system in enumerate(results.systems):

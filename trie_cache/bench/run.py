@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from .. import __version__
 from .._core import CORE
+from . import hitratio
 from .cases import OPERATION_TITLES, Case, Unsupported, open_store
 from .peers import SYSTEMS, System, get_system, missing_reason
 from .toolkit import (
@@ -427,6 +428,7 @@ def parser() -> argparse.ArgumentParser:
         help="draw invalidation time vs keys and get/put bars to this file",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hitratio.add_arguments(p)
     p.add_argument("--markdown", action="store_true", help="also print the tables in Markdown")
     return p
 
@@ -456,13 +458,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.fill_budget,
         lambda total: Progress(total, enabled=not args.no_progress),
     )
+    bar = Progress(1, enabled=not args.no_progress)
+    hits = hitratio.from_args(args, bar.step)
+    bar.close()
     print(render(results))
+    if hits is not None:
+        print()
+        print(hitratio.render(hits))
     if args.markdown:
         print()
         print(render_markdown(results))
+        if hits is not None:
+            print()
+            print(hitratio.render_markdown(hits))
     if args.plot:
         from .plot import plot
 
-        plot(results, args.plot)
+        plot(results, args.plot, hit_ratios=hits)
         print(f"picture written to {args.plot}")
     return 0
