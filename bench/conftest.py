@@ -106,6 +106,7 @@ def compare_store(request: pytest.FixtureRequest) -> Iterator[StoreHandle]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("--bench-no-cython"):
         return
+
     def compiled(item: pytest.Item) -> bool:
         callspec = getattr(item, "callspec", None)
         return callspec is not None and "cython" in callspec.params.values()
