@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from dict_cache import DictCache
+from steered_fetch import SteeredFetch
 
 from trie_cache import Cache, CachedRows, CacheStats
 
@@ -29,29 +30,11 @@ ROWS = CachedRows({"r1": {"v": 1}}, 1_700_000_000.0)
 NEW = CachedRows({"r1": {"v": 2}}, 1_700_000_100.0)
 
 
-class Fetcher:
-    """An async fetch the test steers: counts calls, can wait on a gate, return or raise."""
+class Fetcher(SteeredFetch):
+    """The module's default fetch: returns ``ROWS``."""
 
     def __init__(self, result: object = ROWS, *, gated: bool = False) -> None:
-        self.result = result
-        self.calls = 0
-        self.started = asyncio.Event()
-        self.gate = asyncio.Event()
-        if not gated:
-            self.gate.set()
-        self.cancelled = False
-
-    async def __call__(self) -> Any:
-        self.calls += 1
-        self.started.set()
-        try:
-            await self.gate.wait()
-        except asyncio.CancelledError:
-            self.cancelled = True
-            raise
-        if isinstance(self.result, BaseException):
-            raise self.result
-        return self.result
+        super().__init__(result, gated=gated)
 
 
 async def _settle() -> None:

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import pytest
+from steered_fetch import SteeredFetch
 
 from trie_cache import Cache, CachedRows, MemCache
 
@@ -23,29 +24,11 @@ NEW = CachedRows({"r": {"v": "new"}})
 SWR = {"max_age": 10, "stale_while_revalidate": 1000}
 
 
-class Fetcher:
-    """An async fetch the test steers: counts calls, waits on a gate, returns or raises."""
+class Fetcher(SteeredFetch):
+    """The module's default fetch: returns ``NEW``, waiting on its gate."""
 
     def __init__(self, result: object = NEW, *, gated: bool = True) -> None:
-        self.result = result
-        self.calls = 0
-        self.started = asyncio.Event()
-        self.gate = asyncio.Event()
-        if not gated:
-            self.gate.set()
-        self.cancelled = False
-
-    async def __call__(self) -> Any:
-        self.calls += 1
-        self.started.set()
-        try:
-            await self.gate.wait()
-        except asyncio.CancelledError:
-            self.cancelled = True
-            raise
-        if isinstance(self.result, BaseException):
-            raise self.result
-        return self.result
+        super().__init__(result, gated=gated)
 
 
 async def _refreshes_done(cache: Cache) -> None:
