@@ -1,4 +1,5 @@
-"""A second process for the LmdbCache tests (run as a script, not collected by pytest).
+"""A second process for the LmdbCache tests (run as a script, not collected by pytest);
+the tests start it with :func:`run_proc`.
 
 python tests/lmdb_proc.py stream PATH      put keys from 20 tasks forever, printing each
                                            key after its ``await put`` returned
@@ -23,13 +24,31 @@ import json
 import os
 import resource
 import signal
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import lmdb
 
+import trie_cache
 from trie_cache import CachedRows, LmdbCache
 from trie_cache._lmdb_format import encode_key
+
+
+def run_proc(*args: str, timeout: float = 60) -> str:
+    """Run this script with ``args`` in a fresh interpreter that imports the same trie_cache
+    as the caller; what it printed, stripped (``CalledProcessError`` if it failed)."""
+    root = Path(trie_cache.__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, __file__, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=True,
+    )
+    return done.stdout.strip()
 
 
 def rows_of(n: int, fetched_at: float = 1.25) -> CachedRows:

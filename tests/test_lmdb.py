@@ -26,6 +26,7 @@ import lmdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lmdb_proc import run_proc
 
 from trie_cache import CachedRows, LmdbCache, _lmdb_format
 from trie_cache._lmdb import LmdbCacheClosedError, LmdbCacheError
@@ -45,18 +46,6 @@ def rows(n: int = 2, fetched_at: float = 1700000000.123456) -> CachedRows:
 async def cache(tmp_path: Path) -> AsyncIterator[LmdbCache]:
     async with LmdbCache(tmp_path / "db", durable=False) as c:
         yield c
-
-
-def run_proc(*args: str, timeout: float = 30) -> str:
-    done = subprocess.run(
-        [sys.executable, str(PROC), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 def put_raw(path: Path, key: str, value: bytes) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import lmdb
 import pytest
+from lmdb_proc import run_proc
 
 from trie_cache import CachedRows, LmdbCache
 from trie_cache._lmdb import LmdbCacheClosedError, LmdbCacheError
@@ -36,18 +37,6 @@ def rows(n: int = 2, fetched_at: float = 1700000000.5) -> CachedRows:
 def padded(n: int) -> CachedRows:
     """``n`` rows of about 1 KiB each."""
     return CachedRows({f"r{i}": {"pad": "x" * 1000} for i in range(n)}, 1.0)
-
-
-def run_proc(*args: str, timeout: float = 60) -> str:
-    done = subprocess.run(
-        [sys.executable, str(PROC), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-        check=True,
-    )
-    return done.stdout.strip()
 
 
 class Helper:
