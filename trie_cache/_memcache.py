@@ -9,19 +9,10 @@ from typing import Any
 
 from ._cache import OVERSIZED, Cache, CacheStats, check_key, check_max_age, check_rows
 from ._core import RadixTrie
+from ._limits import check_limit
 from ._rows import CachedRows
 
 __all__ = ["MemCache"]
-
-
-def _check_bound(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, not {value!r}")
-    return value
 
 
 def _older_than(max_age: float) -> Callable[[CachedRows], bool]:
@@ -65,8 +56,8 @@ class MemCache(Cache):
     ) -> None:
         # ``_trie_cls`` picks the trie core (the tests run both); the default is ``CORE``'s.
         super().__init__(max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus)
-        max_entries = _check_bound(max_entries, "max_entries")
-        max_bytes = _check_bound(max_bytes, "max_bytes")
+        max_entries = check_limit(max_entries, "max_entries")
+        max_bytes = check_limit(max_bytes, "max_bytes")
         self._bounded = max_entries is not None or max_bytes is not None
         self._oversized = 0
         expired = None

@@ -38,6 +38,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, ClassVar, Generic, TypeVar, overload
 
+from ._limits import check_limit
+
 __all__ = ["RadixTrie"]
 
 V = TypeVar("V")
@@ -97,16 +99,6 @@ class _QNode(_Node):
 
 #: Heaviest weight ``put`` accepts (as the compiled core).
 _MAX_WEIGHT = 1 << 48
-
-
-def _check_limit(value: object, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int or None, not {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, not {value!r}")
-    return value
 
 
 def _check_weight(weight: object) -> int:
@@ -209,8 +201,8 @@ class RadixTrie(Generic[V]):
         max_weight: int | None = None,
         expired: Callable[[Any], object] | None = None,
     ) -> RadixTrie[V]:
-        limit_entries = _check_limit(max_entries, "max_entries")
-        limit_weight = _check_limit(max_weight, "max_weight")
+        limit_entries = check_limit(max_entries, "max_entries")
+        limit_weight = check_limit(max_weight, "max_weight")
         if expired is not None and not callable(expired):
             raise TypeError(f"expired must be callable or None, not {type(expired).__name__}")
         self = super().__new__(cls)
