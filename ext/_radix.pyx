@@ -201,18 +201,56 @@ cdef int set_label(Node *node, const uchar *src, size_t plen) noexcept:
     return 0
 
 
-cdef inline Link *link_of(Node *node) noexcept:
-    """The Link allocated just before the header of an ``F_LINKED`` node."""
-    return (<Link *>node) - 1
+cdef inline size_t link_size(uint8_t flags) noexcept:
+    """Bytes allocated before the header of a node with these flags (see radix.pxd)."""
+    if not (flags & F_LINKED):
+        return 0
+    if flags & F_SHORT:
+        return sizeof(QLink)
+    if flags & F_WEIGHED:
+        return sizeof(Link) + sizeof(Py_ssize_t)
+    return sizeof(Link)
 
 
-cdef Node *new_node(int kind, const uchar *label, size_t plen, bint linked) noexcept:
+cdef inline QLink *qlink(Node *node) noexcept:
+    """The queue neighbours of a linked node."""
+    return (<QLink *>node) - 1
+
+
+cdef inline Node *parent_of(Node *node) noexcept:
+    """The parent of a linked node (NULL for the root and a detached top)."""
+    if node.flags & F_SHORT:
+        return <Node *>node.count
+    return ((<Link *>node) - 1).parent
+
+
+cdef inline void set_parent(Node *node, Node *parent) noexcept:
+    if node.flags & F_SHORT:
+        node.count = <Py_ssize_t>parent
+    else:
+        ((<Link *>node) - 1).parent = parent
+
+
+cdef inline Py_ssize_t *weight_of(Node *node) noexcept:
+    """The subtree weight of an ``F_WEIGHED`` node."""
+    return (<Py_ssize_t *>((<Link *>node) - 1)) - 1
+
+
+cdef inline Py_ssize_t count_of(Node *node) noexcept:
+    """Values in a node's subtree: a live F_SHORT leaf's count field holds its parent."""
+    if node.flags & F_SHORT:
+        return node.value != NULL
+    return node.count
+
+
+cdef Node *new_node(int kind, const uchar *label, size_t plen, uint8_t layout) noexcept:
     """A node of ``kind`` with no value and no children, or NULL when out of memory.
 
-    ``linked``: allocate a zeroed Link before the header (nodes of a bounded trie).
+    ``layout``: the F_LINKED, F_SHORT and F_WEIGHED flags of the node; a zeroed Link of
+    that layout is allocated before the header (nodes of a bounded trie).
     """
     cdef size_t size = node_size(kind)
-    cdef size_t extra = sizeof(Link) if linked else 0
+    cdef size_t extra = link_size(layout)
     cdef char *block = <char *>PyMem_Malloc(size + extra)
     cdef Node *node
     if block == NULL:
@@ -220,7 +258,7 @@ cdef Node *new_node(int kind, const uchar *label, size_t plen, bint linked) noex
     memset(block, 0, size + extra)
     node = <Node *>(block + extra)
     node.kind = kind
-    node.flags = F_LINKED if linked else 0
+    node.flags = layout
     if set_label(node, label, plen) < 0:
         PyMem_Free(block)
         return NULL
@@ -229,10 +267,7 @@ cdef Node *new_node(int kind, const uchar *label, size_t plen, bint linked) noex
 
 cdef inline void free_block(Node *node) noexcept:
     """Free the allocation of one node (its Link included), not its heap label."""
-    if node.flags & F_LINKED:
-        PyMem_Free(link_of(node))
-    else:
-        PyMem_Free(node)
+    PyMem_Free((<char *>node) - link_size(node.flags))
 
 
 cdef inline void free_node(Node *node) noexcept:
@@ -249,11 +284,11 @@ cdef inline void free_node(Node *node) noexcept:
 
 cdef inline void q_push(Queue *q, Node *node) noexcept:
     """Append a node that just got a value at the newest end, unvisited."""
-    cdef Link *link = link_of(node)
+    cdef QLink *link = qlink(node)
     link.older = q.newest
     link.newer = NULL
     if q.newest != NULL:
-        link_of(q.newest).newer = node
+        qlink(q.newest).newer = node
     else:
         q.oldest = node
     q.newest = node
@@ -262,20 +297,20 @@ cdef inline void q_push(Queue *q, Node *node) noexcept:
 
 cdef inline void q_unlink(Queue *q, Node *node) noexcept:
     """Take a node out of the queue (no-op if it is not in it); the hand moves on."""
-    cdef Link *link
+    cdef QLink *link
     if not (node.flags & F_QUEUED):
         return
-    link = link_of(node)
+    link = qlink(node)
     if q.hand == node:
         q.hand = link.newer
     if q.keep == node:
         q.keep = NULL
     if link.older != NULL:
-        link_of(link.older).newer = link.newer
+        qlink(link.older).newer = link.newer
     else:
         q.oldest = link.newer
     if link.newer != NULL:
-        link_of(link.newer).older = link.older
+        qlink(link.newer).older = link.older
     else:
         q.newest = link.older
     link.older = link.newer = NULL
@@ -284,14 +319,14 @@ cdef inline void q_unlink(Queue *q, Node *node) noexcept:
 
 cdef inline void q_moved(Queue *q, Node *old, Node *fresh) noexcept:
     """A linked node was reallocated at ``fresh``: repoint its queue neighbours."""
-    cdef Link *link = link_of(fresh)
+    cdef QLink *link = qlink(fresh)
     if fresh.flags & F_QUEUED:
         if link.older != NULL:
-            link_of(link.older).newer = fresh
+            qlink(link.older).newer = fresh
         else:
             q.oldest = fresh
         if link.newer != NULL:
-            link_of(link.newer).older = fresh
+            qlink(link.newer).older = fresh
         else:
             q.newest = fresh
     if q.hand == old:
@@ -401,9 +436,11 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
     """A copy of ``node`` with the children storage of ``kind``; NULL when out of memory.
 
     The header (label, value, count) and the Link move over as they are; the old node is
-    freed, and the children's parent and the queue's pointers follow the move.
+    freed, and the children's parent and the queue's pointers follow the move. An F_SHORT
+    leaf that grows children gets a Link with a parent field (and its count back).
     """
-    cdef size_t extra = sizeof(Link) if node.flags & F_LINKED else 0
+    cdef uint8_t flags = node.flags & ~F_SHORT if kind != KIND_LEAF else node.flags
+    cdef size_t extra = link_size(flags)
     cdef char *block = <char *>PyMem_Malloc(node_size(kind) + extra)
     cdef Node *fresh
     cdef Node *child
@@ -418,10 +455,16 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
         return NULL
     fresh = <Node *>(block + extra)
     memset(fresh, 0, node_size(kind))
-    if extra:
-        memcpy(block, link_of(node), sizeof(Link))
     memcpy(fresh, node, sizeof(Node))
     fresh.kind = kind
+    fresh.flags = flags
+    if flags != node.flags:
+        # An F_SHORT leaf grows: its parent moves from count into the Link.
+        qlink(fresh)[0] = qlink(node)[0]
+        ((<Link *>fresh) - 1).parent = <Node *>node.count
+        fresh.count = count_of(node)
+    elif extra:
+        memcpy(block, (<char *>node) - extra, extra)
     is_sorted = sorted_arrays(fresh, &keys, &kids)
     while True:
         child = child_after(node, pos, &next_pos, &b)
@@ -439,7 +482,7 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
             s256 = <Node256 *>fresh
             s256.kids[b] = child
         if extra:
-            link_of(child).parent = fresh
+            set_parent(child, fresh)
         i += 1
     free_block(node)  # the label, if on the heap, now belongs to fresh
     if extra:
@@ -486,7 +529,7 @@ cdef int add_child(Node **slot, uchar b, Node *child, Queue *q) noexcept:
         (<Node256 *>node).kids[b] = child
     node.nkids += 1
     if node.flags & F_LINKED:
-        link_of(child).parent = node
+        set_parent(child, node)
     return 0
 
 
@@ -566,7 +609,7 @@ cdef void merge_with_child(Node **slot) noexcept:
         memcpy(child.label.inl, tmp, total)
     child.plen = <uint32_t>total
     if child.flags & F_LINKED:
-        link_of(child).parent = link_of(node).parent
+        set_parent(child, parent_of(node))
     slot[0] = child
     free_node(node)
 
@@ -749,13 +792,18 @@ cdef inline Node *lookup(Node *root, object key) except? NULL:
 
 
 cdef Py_ssize_t own_weight(Node *node) noexcept:
-    """The weight of a linked node's own value: its subtree's less its children's."""
+    """The weight of a linked node's own value: its subtree's less its children's (1 in a
+    trie without max_weight)."""
     cdef int length, i
-    cdef Node **kids = kid_array(node, &length)
-    cdef Py_ssize_t weight = link_of(node).weight
+    cdef Node **kids
+    cdef Py_ssize_t weight
+    if not (node.flags & F_WEIGHED):
+        return 1
+    kids = kid_array(node, &length)
+    weight = weight_of(node)[0]
     for i in range(length):
         if kids[i] != NULL:
-            weight -= link_of(kids[i]).weight
+            weight -= weight_of(kids[i])[0]
     return weight
 
 
@@ -850,6 +898,9 @@ cdef class RadixTrie:
     # The bound (see _make_room). ``linked`` is true when either limit is set: then every
     # node has a Link and value-holding nodes sit in ``queue``.
     cdef bint linked
+    cdef bint weighed              # max_weight set: Links hold subtree weights
+    cdef uint8_t layout            # flags of a new node (see new_node); 0 when unbounded
+    cdef uint8_t leaf_layout       # flags of a new leaf
     cdef Py_ssize_t limit_entries  # PY_SSIZE_T_MAX when unbounded
     cdef Py_ssize_t limit_weight   # PY_SSIZE_T_MAX when unbounded
     cdef object expired_fn         # None, or value -> bool, asked by the hand
@@ -873,7 +924,12 @@ cdef class RadixTrie:
             raise TypeError(f"expired must be callable or None, not {type(expired).__name__}")
         self.expired_fn = expired
         self.linked = max_entries is not None or max_weight is not None
-        self.root = new_node(KIND_LEAF, NULL, 0, self.linked)
+        self.weighed = max_weight is not None
+        self.layout = 0
+        if self.linked:
+            self.layout = F_LINKED | F_WEIGHED if self.weighed else F_LINKED
+        self.leaf_layout = self.layout | F_SHORT if self.layout == F_LINKED else self.layout
+        self.root = new_node(KIND_LEAF, NULL, 0, self.layout)
         if self.root == NULL:
             raise MemoryError()
         self.garbage = NULL
@@ -954,9 +1010,10 @@ cdef class RadixTrie:
                 node.value = <PyObject *>value
                 if old != NULL:
                     if self.linked:
-                        delta = weight - own_weight(node)
-                        for j in range(depth):
-                            link_of(self.path[j][0]).weight += delta
+                        if self.weighed:
+                            delta = weight - own_weight(node)
+                            for j in range(depth):
+                                weight_of(self.path[j][0])[0] += delta
                         node.flags |= F_VISITED
                         self.queue.keep = node
                     decref(old)  # the structure did not change; last step
@@ -964,28 +1021,31 @@ cdef class RadixTrie:
                 for j in range(depth):
                     self.path[j][0].count += 1
                 if self.linked:
-                    for j in range(depth):
-                        link_of(self.path[j][0]).weight += weight
+                    if self.weighed:
+                        for j in range(depth):
+                            weight_of(self.path[j][0])[0] += weight
                     q_push(&self.queue, node)
                     self.queue.keep = node
                 self.modcount += 1
                 return 1
             child_slot = find_child(node, key[i])
             if child_slot == NULL:
-                leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1), self.linked)
-                if leaf == NULL or add_child(slot, key[i], leaf, &self.queue) < 0:
-                    if leaf != NULL:
-                        free_node(leaf)
+                leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1), self.leaf_layout)
+                if leaf == NULL:
+                    raise MemoryError()
+                leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
+                if add_child(slot, key[i], leaf, &self.queue) < 0:
+                    free_node(leaf)
                     raise MemoryError()
                 incref(<PyObject *>value)
                 leaf.value = <PyObject *>value
-                leaf.count = 1
                 for j in range(depth):
                     self.path[j][0].count += 1
                 if self.linked:
-                    link_of(leaf).weight = weight
-                    for j in range(depth):
-                        link_of(self.path[j][0]).weight += weight
+                    if self.weighed:
+                        weight_of(leaf)[0] = weight
+                        for j in range(depth):
+                            weight_of(self.path[j][0])[0] += weight
                     q_push(&self.queue, leaf)
                     self.queue.keep = leaf
                 self.modcount += 1
@@ -1004,37 +1064,40 @@ cdef class RadixTrie:
         cdef uchar *label = label_of(node)
         cdef uchar node_byte = label[m]
         cdef Py_ssize_t j
-        fork = new_node(KIND_N4, label, <size_t>m, self.linked)
+        fork = new_node(KIND_N4, label, <size_t>m, self.layout)
         if fork == NULL:
             raise MemoryError()
         if i + m < n:
-            leaf = new_node(KIND_LEAF, key + i + m + 1, <size_t>(n - i - m - 1), self.linked)
+            leaf = new_node(KIND_LEAF, key + i + m + 1, <size_t>(n - i - m - 1),
+                            self.leaf_layout)
             if leaf == NULL:
                 free_node(fork)
                 raise MemoryError()
+            leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
         # Nothing below can fail.
         if self.linked:
-            parent = link_of(node).parent
+            parent = parent_of(node)
+        fork.count = count_of(node) + 1
         cut_label_front(node, <size_t>m + 1)
         add_child(&fork, node_byte, node, &self.queue)
         incref(<PyObject *>value)
         if leaf != NULL:
             add_child(&fork, key[i + m], leaf, &self.queue)
             leaf.value = <PyObject *>value
-            leaf.count = 1
         else:
             fork.value = <PyObject *>value
-        fork.count = node.count + 1
         slot[0] = fork
         for j in range(depth - 1):
             self.path[j][0].count += 1
         if self.linked:
-            link_of(fork).parent = parent
-            link_of(fork).weight = link_of(node).weight + weight
-            for j in range(depth - 1):
-                link_of(self.path[j][0]).weight += weight
+            set_parent(fork, parent)
+            if self.weighed:
+                weight_of(fork)[0] = weight_of(node)[0] + weight
+                for j in range(depth - 1):
+                    weight_of(self.path[j][0])[0] += weight
+                if leaf != NULL:
+                    weight_of(leaf)[0] = weight
             if leaf != NULL:
-                link_of(leaf).weight = weight
                 q_push(&self.queue, leaf)
                 self.queue.keep = leaf
             else:
@@ -1055,15 +1118,18 @@ cdef class RadixTrie:
     cdef void _take_value(self, Node *node, Py_ssize_t depth, PyObject **out) noexcept:
         """Unlink the value of ``node``, found at ``path[depth - 1]``, into *out."""
         cdef Py_ssize_t j, weight
+        for j in range(depth - 1):
+            self.path[j][0].count -= 1
+        if not (node.flags & F_SHORT):  # a short leaf's count field is its parent
+            node.count -= 1
+        if self.linked:
+            if self.weighed:
+                weight = own_weight(node)
+                for j in range(depth):
+                    weight_of(self.path[j][0])[0] -= weight
+            q_unlink(&self.queue, node)
         out[0] = node.value
         node.value = NULL
-        for j in range(depth):
-            self.path[j][0].count -= 1
-        if self.linked:
-            weight = own_weight(node)
-            for j in range(depth):
-                link_of(self.path[j][0]).weight -= weight
-            q_unlink(&self.queue, node)
         self.modcount += 1
         self._tidy(depth)
 
@@ -1073,8 +1139,8 @@ cdef class RadixTrie:
         cdef Node *up = node
         cdef Node *parent
         cdef uchar b = 0
-        while link_of(up).parent != NULL:
-            up = link_of(up).parent
+        while parent_of(up) != NULL:
+            up = parent_of(up)
             d += 1
         if d >= self.path_cap:
             self._grow_path(d)
@@ -1082,7 +1148,7 @@ cdef class RadixTrie:
         up = node
         while True:
             d -= 1
-            parent = link_of(up).parent
+            parent = parent_of(up)
             if parent == NULL:
                 self.path[d] = &self.root
                 return 0
@@ -1153,14 +1219,14 @@ cdef class RadixTrie:
         return node
 
     cdef Py_ssize_t _invalidate(self, const uchar *prefix, Py_ssize_t n) except -1:
-        cdef Py_ssize_t depth, start, removed, j, weight
+        cdef Py_ssize_t depth, start, removed, removed_queued, j, weight
         cdef Node *node = self._walk(prefix, n, False, &depth, &start)
         cdef Node *fresh
-        if node == NULL or node.count == 0:
+        if node == NULL or count_of(node) == 0:
             return 0
-        removed = node.count
+        removed = removed_queued = count_of(node)
         if depth == 1:
-            fresh = new_node(KIND_LEAF, NULL, 0, self.linked)
+            fresh = new_node(KIND_LEAF, NULL, 0, self.layout)
             if fresh == NULL:
                 raise MemoryError()
             self.root = fresh
@@ -1169,18 +1235,25 @@ cdef class RadixTrie:
             for j in range(depth - 1):
                 self.path[j][0].count -= removed
             if self.linked:
+                if self.weighed:
+                    weight = weight_of(node)[0]
+                    for j in range(depth - 1):
+                        weight_of(self.path[j][0])[0] -= weight
                 # The detached top has no parent: the hand, walking up from a node below
-                # it, ends here and not at the root, so it knows the node is gone.
-                weight = link_of(node).weight
-                for j in range(depth - 1):
-                    link_of(self.path[j][0]).weight -= weight
-                link_of(node).parent = NULL
+                # it, ends here and not at the root, so it knows the node is gone. An
+                # F_SHORT leaf's parent field becomes the garbage link: it leaves the
+                # queue now, which is where the hand would have taken it out.
+                if node.flags & F_SHORT:
+                    q_unlink(&self.queue, node)
+                    removed_queued = 0
+                else:
+                    set_parent(node, NULL)
             self._tidy(depth - 1)
         node.count = <Py_ssize_t>self.garbage
         self.garbage = node
         self.pending += removed
         if self.linked:
-            self.dead += removed
+            self.dead += removed_queued
         self.modcount += 1
         return removed
 
@@ -1201,10 +1274,16 @@ cdef class RadixTrie:
                 if child == NULL:
                     break
                 pos = next_pos
+                if child.flags & F_SHORT:
+                    # Its parent field becomes the garbage link: out of the queue now.
+                    if child.flags & F_QUEUED:
+                        q_unlink(&self.queue, child)
+                        if self.dead > 0:
+                            self.dead -= 1
+                elif child.flags & F_LINKED:
+                    set_parent(child, NULL)  # its parent is about to be freed
                 child.count = <Py_ssize_t>self.garbage
                 self.garbage = child
-                if child.flags & F_LINKED:
-                    link_of(child).parent = NULL  # its parent is about to be freed
             if node.flags & F_QUEUED:
                 q_unlink(&self.queue, node)
                 if self.dead > 0:
@@ -1222,13 +1301,13 @@ cdef class RadixTrie:
 
     cdef inline bint _over(self) noexcept:
         return self.root.count > self.limit_entries or (
-            self.linked and link_of(self.root).weight > self.limit_weight)
+            self.weighed and weight_of(self.root)[0] > self.limit_weight)
 
     cdef bint _live(self, Node *node) noexcept:
         """Whether a linked node is in the trie (not in a detached subtree)."""
         cdef Node *up
         while True:
-            up = link_of(node).parent
+            up = parent_of(node)
             if up == NULL:
                 return node == self.root
             node = up
@@ -1256,7 +1335,7 @@ cdef class RadixTrie:
         cdef void *grown
         while True:
             n += up.plen
-            parent = link_of(up).parent
+            parent = parent_of(up)
             if parent == NULL:
                 break
             n += 1
@@ -1272,7 +1351,7 @@ cdef class RadixTrie:
         while True:
             at -= up.plen
             memcpy(self.keybuf + at, label_of(up), up.plen)
-            parent = link_of(up).parent
+            parent = parent_of(up)
             if parent == NULL:
                 return n
             at -= 1
@@ -1291,7 +1370,7 @@ cdef class RadixTrie:
         so its __del__ may use the trie; every step re-reads the hand afterwards.
         """
         cdef Node *node
-        cdef Link *link
+        cdef QLink *link
         cdef size_t stamp
         cdef object value
         cdef bint gone
@@ -1301,7 +1380,7 @@ cdef class RadixTrie:
                 node = self.queue.oldest
                 if node == NULL:
                     return 0
-            link = link_of(node)
+            link = qlink(node)
             if node == self.queue.keep:
                 if link.older == NULL and link.newer == NULL:
                     return 0
@@ -1363,7 +1442,8 @@ cdef class RadixTrie:
         whether it was stored.
 
         An entry heavier than ``max_weight`` is not stored and removes what ``key`` held
-        (``False``). An unbounded trie records no weights: ``put`` is ``self[key] = value``.
+        (``False``). A trie without ``max_weight`` records no weights (each entry weighs 1):
+        ``put`` is then ``self[key] = value``.
         """
         cdef Py_ssize_t w = check_weight(weight)
         cdef Py_ssize_t n
@@ -1392,9 +1472,10 @@ cdef class RadixTrie:
 
     @property
     def weight(self):
-        """Sum of the weights of the entries (``len(self)`` when unbounded: no weights)."""
-        if self.linked:
-            return link_of(self.root).weight
+        """Sum of the weights of the entries; ``len(self)`` without ``max_weight`` (every
+        entry then weighs 1)."""
+        if self.weighed:
+            return weight_of(self.root)[0]
         return self.root.count
 
     @property
@@ -1566,7 +1647,7 @@ cdef class RadixTrie:
                 if hand_next:
                     other.queue.hand = fresh
                     hand_next = False
-            node = link_of(node).newer
+            node = qlink(node).newer
         return other
 
     def __ior__(self, other):
@@ -1665,7 +1746,7 @@ cdef class RadixTrie:
                 entries.append((key_str(self.keybuf, n), value, weight, visited))
                 if self.modcount != stamp:
                     raise RuntimeError("RadixTrie changed shape while being pickled")
-            node = link_of(node).newer
+            node = qlink(node).newer
         return (entries, hand if hand < len(entries) else -1)
 
     def __setstate__(self, state):
@@ -1690,7 +1771,7 @@ cdef class RadixTrie:
         if self.linked and hand >= 0:
             node = self.queue.oldest
             while node != NULL and hand > 0:
-                node = link_of(node).newer
+                node = qlink(node).newer
                 hand -= 1
             self.queue.hand = node
         if self.linked:
@@ -1711,7 +1792,7 @@ cdef class RadixTrie:
         cdef object source = key_source(prefix, "prefixes")
         cdef const uchar *p = source_bytes(source, &n)
         cdef Node *node = self._walk(p, n, False, &depth, &start)
-        return 0 if node == NULL else node.count
+        return 0 if node == NULL else count_of(node)
 
     def invalidate_prefix(self, prefix):
         """Remove every key that starts with ``prefix`` and return how many.

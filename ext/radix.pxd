@@ -17,9 +17,14 @@
 #   (no longer needed once detached), so detaching never allocates and freeing needs no
 #   stack and no recursion.
 # * A *bounded* trie (max_entries or max_weight set) allocates every node with a ``Link``
-#   just before its header (flag ``F_LINKED``): the node's parent, the subtree's weight, and
-#   the two neighbours of a value-holding node in the eviction queue (SIEVE: a FIFO in
-#   insertion order, a visited bit, a hand). An unbounded trie's nodes have no ``Link``.
+#   just before its header (flag ``F_LINKED``): the node's parent and, for a value-holding
+#   node, its two neighbours in the eviction queue (SIEVE: a FIFO in insertion order, a
+#   visited bit, a hand). A trie with ``max_weight`` also keeps each subtree's weight there
+#   (``F_WEIGHED``); without it every entry weighs 1 and ``count`` is the weight. A leaf of
+#   a trie without ``max_weight`` has only the queue neighbours (``F_SHORT``, 16 bytes: the
+#   leaf is 48 bytes, a pymalloc class below the 64 of a full Link): a live leaf always
+#   holds one value, so its ``count`` field holds its parent instead. An unbounded trie's
+#   nodes have no ``Link``.
 
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
@@ -38,6 +43,8 @@ cdef enum:
     F_LINKED = 1      # allocated with a Link just before the header
     F_QUEUED = 2      # holds a value and sits in the trie's eviction queue
     F_VISITED = 4     # read since the hand last passed (SIEVE's visited bit)
+    F_SHORT = 8       # a leaf whose Link is a QLink: ``count`` holds its parent
+    F_WEIGHED = 16    # the Link starts with the subtree's weight (tries with max_weight)
 
 cdef union Label:
     uchar inl[8]      # the label itself when plen <= INLINE_LABEL
@@ -72,11 +79,16 @@ cdef struct Node256:
     Node *kids[256]   # kids[b] hangs under byte b, or NULL
 
 
-cdef struct Link:
+# The bytes before a linked node's header, nearest last. Every linked node has the QLink;
+# all but F_SHORT leaves have the parent before it; F_WEIGHED nodes have the weight first:
+#   [weight][parent][older newer][header ...]
+cdef struct QLink:
     Node *older       # queue neighbour inserted just before this node, or NULL
     Node *newer       # queue neighbour inserted just after this node, or NULL
+
+cdef struct Link:
     Node *parent      # NULL for the root and for the top of a detached subtree
-    Py_ssize_t weight # sum of the weights of the values in this subtree
+    QLink q
 
 cdef struct Queue:
     Node *oldest      # first node the hand examines after wrapping around

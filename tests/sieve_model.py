@@ -60,7 +60,8 @@ class SieveModel:
             self.queue.append(key)
             self.visited.discard(key)
         self.values[key] = value
-        self.weights[key] = weight
+        # Without max_weight a trie records no weights: every entry weighs 1.
+        self.weights[key] = weight if self.max_weight is not None else 1
         self._make_room(key)
         return True
 

@@ -187,6 +187,56 @@ def test_unbounded_put_ignores_weight(trie_cls: Any) -> None:
     assert trie.evictions == 0
 
 
+def test_without_max_weight_every_entry_weighs_one(trie_cls: Any) -> None:
+    # The compiled core keeps no weights then (its leaves are smaller for it).
+    trie = trie_cls(max_entries=3)
+    assert trie.put("a", 1, 1000)
+    assert trie.put("b", 2, 0)
+    trie["c"] = 3
+    assert trie.weight == 3
+    trie.put("a", 4, 7)  # a replace is weighed alike
+    assert trie.weight == 3
+    assert trie.put("d", 5, 2**48)
+    assert (len(trie), trie.weight, trie.evictions) == (3, 3, 1)
+    assert [w for _, _, w, _ in trie.__reduce__()[2][0]] == [1, 1, 1]
+    assert trie.copy().weight == 3
+
+
+@pytest.mark.parametrize("max_weight", [None, 10**9])
+def test_a_bounded_trie_that_never_evicts_keeps_the_shape_of_a_dict(
+    trie_cls: Any, max_weight: int | None
+) -> None:
+    # Leaves that grow children, splits at a leaf, nodes shrinking back to leaves, exact and
+    # wider invalidations, slices of reclaim: the counts, contents and weight stay a dict's.
+    rng = random.Random(7)
+    trie = trie_cls(max_entries=10**6, max_weight=max_weight)
+    model: dict[str, int] = {}
+    keys = ["".join(rng.choice("ab/é") for _ in range(rng.randrange(0, 7))) for _ in range(300)]
+    for step in range(6000):
+        key = rng.choice(keys)
+        roll = rng.random()
+        if roll < 0.55:
+            trie[key] = model[key] = step
+        elif roll < 0.8:
+            assert trie.pop(key, None) == model.pop(key, None)
+        elif roll < 0.9:
+            prefix = key[: rng.randrange(len(key) + 1)]
+            gone = [k for k in model if k.startswith(prefix)]
+            assert trie.invalidate_prefix(prefix) == len(gone)
+            for k in gone:
+                del model[k]
+        elif roll < 0.95:
+            trie.reclaim()
+        else:
+            prefix = key[: rng.randrange(len(key) + 1)]
+            assert trie.count_prefix(prefix) == sum(1 for k in model if k.startswith(prefix))
+        if step % 500 == 0:
+            assert dict(trie.items()) == model
+    assert dict(trie.items()) == model
+    assert (len(trie), trie.weight, trie.evictions) == (len(model), len(model), 0)
+    assert sorted(k for k, _, _, _ in trie.__reduce__()[2][0]) == sorted(model)
+
+
 # -- expiry ----------------------------------------------------------------------------------
 
 

@@ -174,6 +174,19 @@ async def test_max_entries_holds_after_every_put(trie_cls: Any) -> None:
     assert cache.max_entries == 10
 
 
+async def test_nbytes_of_a_cache_bounded_by_entries_alone_is_the_live_weight(
+    trie_cls: Any,
+) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_entries=20)
+    for i in range(60):
+        await cache.put(f"tenant/é/{i}", _rows(1 + i % 5))
+    live = dict(cache._trie.items())
+    assert len(live) == 20
+    assert cache.nbytes == sum(_weight(key, rows) for key, rows in live.items())
+    assert cache.max_bytes is None
+    assert cache.stats().evictions == 40
+
+
 async def test_max_bytes_holds_after_every_put_and_nbytes_is_the_live_weight(
     trie_cls: Any,
 ) -> None:

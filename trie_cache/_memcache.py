@@ -14,6 +14,10 @@ from ._rows import CachedRows
 
 __all__ = ["MemCache"]
 
+#: The trie's weight limit of a cache bounded by entries alone: never reached (an entry
+#: weighs at most 2**48), it only makes the trie keep the weights ``nbytes`` sums.
+_NO_BYTE_LIMIT = 1 << 62
+
 
 def _older_than(max_age: float) -> Callable[[CachedRows], bool]:
     """The trie's ``expired`` predicate for rows older than ``max_age`` seconds."""
@@ -65,7 +69,11 @@ class MemCache(Cache):
             # Rows past max_age but inside the default stale window may still be served.
             expired = _older_than(self._max_age + (self._stale or 0.0))
         trie_cls = RadixTrie if _trie_cls is None else _trie_cls
-        self._trie: Any = trie_cls(max_entries=max_entries, max_weight=max_bytes, expired=expired)
+        self._max_bytes = max_bytes
+        # A trie records weights only with a max_weight: nbytes needs them in every bounded
+        # cache, so a cache bounded by entries alone gives its trie an unreachable one.
+        max_weight = _NO_BYTE_LIMIT if max_bytes is None and self._bounded else max_bytes
+        self._trie: Any = trie_cls(max_entries=max_entries, max_weight=max_weight, expired=expired)
         if _trie_cls is not None:
             self._flights = _trie_cls()  # the base built its registry on the default core
         # get_or_fetch's read: the trie's own get, without a Python frame around it. A read
@@ -80,7 +88,7 @@ class MemCache(Cache):
     @property
     def max_bytes(self) -> int | None:
         """The most ``nbytes`` the cache holds after a write returns, or ``None``."""
-        return self._trie.max_weight  # type: ignore[no-any-return]
+        return self._max_bytes
 
     @property
     def nbytes(self) -> int | None:

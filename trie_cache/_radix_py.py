@@ -23,7 +23,7 @@ Nothing here recurses, so chains of any depth are safe.
 Bounded tries (``max_entries`` or ``max_weight``) evict with SIEVE exactly as the compiled
 core does; their nodes are ``_QNode``: ``weight`` of the node's own value, ``wsum`` of its
 subtree (so a detached subtree's weight leaves the total at once), and the two neighbours in
-the eviction queue. See ``_make_room``.
+the eviction queue. See ``_make_room``. Without ``max_weight`` every entry weighs 1.
 
 A value's ``__del__`` may run arbitrary code that uses the same trie, so every method finishes
 its changes to the structure before it lets go of a reference to a value. One re-entrant lock
@@ -245,7 +245,8 @@ class RadixTrie(Generic[V]):
 
     @property
     def weight(self) -> int:
-        """Sum of the weights of the entries (``len(self)`` when unbounded: no weights)."""
+        """Sum of the weights of the entries; ``len(self)`` without ``max_weight`` (every
+        entry then weighs 1)."""
         if self._bounded:
             return self._root.wsum  # type: ignore[attr-defined, no-any-return]
         return self._root.count
@@ -385,7 +386,8 @@ class RadixTrie(Generic[V]):
         whether it was stored.
 
         An entry heavier than ``max_weight`` is not stored and removes what ``key`` held
-        (``False``). An unbounded trie records no weights: ``put`` is ``self[key] = value``.
+        (``False``). A trie without ``max_weight`` records no weights (each entry weighs 1):
+        ``put`` is then ``self[key] = value``.
         """
         weight = _check_weight(weight)
         key = _check(key, "keys")
@@ -489,12 +491,16 @@ class RadixTrie(Generic[V]):
 
         With ``replace`` false an existing value is kept and returned. In a bounded trie the
         entry weighs ``weight`` and ``_keep`` names its node: a new key joins the queue's
-        newest end, a replaced one keeps its place and counts as visited.
+        newest end, a replaced one keeps its place and counts as visited. Without
+        ``max_weight`` every entry weighs 1, as in the compiled core, which keeps no weights
+        then.
         """
         new_node = self._node
         bounded = self._bounded
         if bounded:
             self._settle_hand()
+            if self._max_weight is None:
+                weight = 1
         node = self._root
         path: list[_Node] = []
         i = 0
