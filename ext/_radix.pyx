@@ -437,11 +437,13 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
 
     The header (label, value, count) and the Link move over as they are; the old node is
     freed, and the children's parent and the queue's pointers follow the move. An F_SHORT
-    leaf that grows children gets a Link with a parent field (and its count back).
+    leaf that grows children gets a Link with a parent field (and its count back); a
+    value-holding node of a trie without max_weight that loses its last child becomes an
+    F_SHORT leaf, unless it is the root (the caller has already set its count to 1).
     """
-    cdef uint8_t flags = node.flags & ~F_SHORT if kind != KIND_LEAF else node.flags
-    cdef size_t extra = link_size(flags)
-    cdef char *block = <char *>PyMem_Malloc(node_size(kind) + extra)
+    cdef uint8_t flags = node.flags
+    cdef size_t extra
+    cdef char *block
     cdef Node *fresh
     cdef Node *child
     cdef int pos = 0, i = 0, next_pos
@@ -451,6 +453,13 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
     cdef bint is_sorted
     cdef Node48 *s48
     cdef Node256 *s256
+    if kind != KIND_LEAF:
+        flags &= ~F_SHORT
+    elif ((flags & (F_LINKED | F_WEIGHED | F_SHORT)) == F_LINKED and node.value != NULL
+            and parent_of(node) != NULL):
+        flags |= F_SHORT
+    extra = link_size(flags)
+    block = <char *>PyMem_Malloc(node_size(kind) + extra)
     if block == NULL:
         return NULL
     fresh = <Node *>(block + extra)
@@ -459,10 +468,13 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
     fresh.kind = kind
     fresh.flags = flags
     if flags != node.flags:
-        # An F_SHORT leaf grows: its parent moves from count into the Link.
+        # The parent moves between the count field and the Link.
         qlink(fresh)[0] = qlink(node)[0]
-        ((<Link *>fresh) - 1).parent = <Node *>node.count
-        fresh.count = count_of(node)
+        if flags & F_SHORT:
+            fresh.count = <Py_ssize_t>parent_of(node)
+        else:
+            ((<Link *>fresh) - 1).parent = <Node *>node.count
+            fresh.count = count_of(node)
     elif extra:
         memcpy(block, (<char *>node) - extra, extra)
     is_sorted = sorted_arrays(fresh, &keys, &kids)
@@ -1231,9 +1243,11 @@ cdef class RadixTrie:
                 raise MemoryError()
             self.root = fresh
         else:
-            remove_child(self.path[depth - 2], self.path_bytes[depth - 1], &self.queue)
+            # Counts first: the parent may shrink into an F_SHORT leaf, whose count field
+            # then holds its parent.
             for j in range(depth - 1):
                 self.path[j][0].count -= removed
+            remove_child(self.path[depth - 2], self.path_bytes[depth - 1], &self.queue)
             if self.linked:
                 if self.weighed:
                     weight = weight_of(node)[0]
