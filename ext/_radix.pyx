@@ -1445,7 +1445,8 @@ cdef class RadixTrie:
             k = source_bytes(source, &n)
         self._set(k, n, value, weight)
         if self.linked:
-            self._make_room()
+            if self._over():
+                self._make_room()
             self.queue.keep = NULL
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
