@@ -1145,6 +1145,42 @@ cdef class RadixTrie:
         self.modcount += 1
         self._tidy(depth)
 
+    cdef bint _take_leaf(self, Node *node, PyObject **out) noexcept:
+        """Unlink the value of a live linked leaf into *out, as ``_take_value`` would, when
+        its parent keeps a value or another child: then only the parent's slot and the
+        leaf's byte are looked up, and the counts (and weights) are taken off through the
+        parent pointers, not along a rebuilt path. False, with nothing done, otherwise."""
+        cdef Node *parent = parent_of(node)
+        cdef Node *up
+        cdef Node **slot
+        cdef Py_ssize_t weight
+        cdef uchar b = 0, above = 0
+        if node.nkids or parent == NULL or (parent.value == NULL and parent.nkids < 2):
+            return False
+        up = parent_of(parent)
+        slot = &self.root if up == NULL else slot_of(up, parent, &above)
+        slot_of(parent, node, &b)
+        up = parent
+        while up != NULL:
+            up.count -= 1
+            up = parent_of(up)
+        if self.weighed:
+            weight = weight_of(node)[0]
+            up = parent
+            while up != NULL:
+                weight_of(up)[0] -= weight
+                up = parent_of(up)
+        q_unlink(&self.queue, node)
+        out[0] = node.value
+        node.value = NULL
+        self.modcount += 1
+        # _tidy's work, for this case: the parent is not left empty, it may be merged.
+        remove_child(slot, b, &self.queue)
+        free_node(node)
+        if slot != &self.root and slot[0].value == NULL and slot[0].nkids == 1:
+            merge_with_child(slot)
+        return True
+
     cdef int _path_up(self, Node *node, Py_ssize_t *depth) except -1:
         """Fill ``path``/``path_bytes`` down to a live linked node from its parents."""
         cdef Py_ssize_t d = 1
@@ -1426,8 +1462,9 @@ cdef class RadixTrie:
         """Remove a live queued node's entry; its value goes last."""
         cdef Py_ssize_t depth
         cdef PyObject *out = NULL
-        self._path_up(node, &depth)
-        self._take_value(node, depth, &out)
+        if not self._take_leaf(node, &out):
+            self._path_up(node, &depth)
+            self._take_value(node, depth, &out)
         if expired:
             self.n_expirations += 1
         else:

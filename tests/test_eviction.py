@@ -237,6 +237,36 @@ def test_a_bounded_trie_that_never_evicts_keeps_the_shape_of_a_dict(
     assert sorted(k for k, _, _, _ in trie.__reduce__()[2][0]) == sorted(model)
 
 
+@pytest.mark.parametrize("max_weight", [None, 100])
+@pytest.mark.parametrize(
+    ("keys", "left"),
+    [
+        (["a", "b", "c"], ["b", "c"]),  # the victim hangs from the root
+        (["ab", "a", "c"], ["a", "c"]),  # its parent keeps a value
+        (["ab", "ac", "x"], ["ac", "x"]),  # its parent, valueless, is merged with "ac"
+        (["ab", "ac", "ad", "x"], ["ac", "ad", "x"]),  # its parent keeps two children
+        (["a", "ab", "ac", "x"], ["ab", "ac", "x"]),  # the victim has children
+        (["", "a", "b", "x"], ["a", "b", "x"]),  # the victim is the root
+    ],
+)
+def test_each_shape_of_victim_leaves_the_trie_whole(
+    trie_cls: Any, keys: list[str], left: list[str], max_weight: int | None
+) -> None:
+    trie = trie_cls(max_entries=len(keys) - 1, max_weight=max_weight)
+    for key in keys:
+        trie.put(key, key.upper(), 2)
+    assert sorted(trie) == left
+    assert trie.evictions == 1
+    assert trie.weight == len(left) * (2 if max_weight else 1)
+    prefixes = {k[:i] for k in keys for i in range(len(k) + 1)}
+    for prefix in prefixes:
+        assert trie.count_prefix(prefix) == sum(1 for k in left if k.startswith(prefix))
+    for key in left:  # the structure still finds, replaces, removes and re-adds every key
+        assert trie.pop(key) == key.upper()
+        trie[key] = key
+    assert dict(trie.items()) == {k: k for k in left}
+
+
 # -- expiry ----------------------------------------------------------------------------------
 
 
