@@ -553,6 +553,20 @@ cdef inline void remove_sorted(uchar *keys, Node **kids, int n, uchar b) noexcep
     memmove(&kids[i], &kids[i + 1], <size_t>(n - i - 1) * sizeof(Node *))
 
 
+cdef inline int shrunk_kind(int kind, int nkids) noexcept:
+    """The kind a node of ``kind`` left with ``nkids`` children shrinks to, or -1."""
+    # Shrink with some slack so that add/remove at a boundary doesn't reshape each time.
+    if kind == KIND_N4 and nkids == 0:
+        return KIND_LEAF
+    if kind == KIND_N16 and nkids <= 3:
+        return KIND_N4
+    if kind == KIND_N48 and nkids <= 12:
+        return KIND_N16
+    if kind == KIND_N256 and nkids <= 40:
+        return KIND_N48
+    return -1
+
+
 cdef void remove_child(Node **slot, uchar b, Queue *q) noexcept:
     """Unhang the child under byte ``b`` of ``slot[0]`` and shrink the node when sparse.
 
@@ -563,7 +577,7 @@ cdef void remove_child(Node **slot, uchar b, Queue *q) noexcept:
     cdef Node48 *n48
     cdef uchar *keys
     cdef Node **kids
-    cdef int kind = node.kind, shrink_to = -1
+    cdef int kind = node.kind, shrink_to
     if sorted_arrays(node, &keys, &kids):
         remove_sorted(keys, kids, node.nkids, b)
     elif kind == KIND_N48:
@@ -573,15 +587,7 @@ cdef void remove_child(Node **slot, uchar b, Queue *q) noexcept:
     else:
         (<Node256 *>node).kids[b] = NULL
     node.nkids -= 1
-    # Shrink with some slack so that add/remove at a boundary doesn't reshape each time.
-    if kind == KIND_N4 and node.nkids == 0:
-        shrink_to = KIND_LEAF
-    elif kind == KIND_N16 and node.nkids <= 3:
-        shrink_to = KIND_N4
-    elif kind == KIND_N48 and node.nkids <= 12:
-        shrink_to = KIND_N16
-    elif kind == KIND_N256 and node.nkids <= 40:
-        shrink_to = KIND_N48
+    shrink_to = shrunk_kind(kind, node.nkids)
     if shrink_to >= 0:
         smaller = reshape(node, shrink_to, q)
         if smaller != NULL:
@@ -1152,13 +1158,17 @@ cdef class RadixTrie:
         parent pointers, not along a rebuilt path. False, with nothing done, otherwise."""
         cdef Node *parent = parent_of(node)
         cdef Node *up
-        cdef Node **slot
+        cdef Node **slot = &parent
         cdef Py_ssize_t weight
         cdef uchar b = 0, above = 0
         if node.nkids or parent == NULL or (parent.value == NULL and parent.nkids < 2):
             return False
         up = parent_of(parent)
-        slot = &self.root if up == NULL else slot_of(up, parent, &above)
+        if up == NULL:
+            slot = &self.root
+        elif (shrunk_kind(parent.kind, parent.nkids - 1) >= 0
+                or (parent.value == NULL and parent.nkids == 2)):
+            slot = slot_of(up, parent, &above)  # the parent moves or merges: its real slot
         slot_of(parent, node, &b)
         up = parent
         while up != NULL:
@@ -1178,7 +1188,7 @@ cdef class RadixTrie:
         remove_child(slot, b, &self.queue)
         free_node(node)
         if slot != &self.root and slot[0].value == NULL and slot[0].nkids == 1:
-            merge_with_child(slot)
+            merge_with_child(slot)  # slot is the real one here (see above)
         return True
 
     cdef int _path_up(self, Node *node, Py_ssize_t *depth) except -1:
