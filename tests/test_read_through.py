@@ -8,6 +8,7 @@ single-flights.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
 import threading
 import time
@@ -24,6 +25,17 @@ ALL = pytest.mark.also_nocache
 # asyncio.timeout (what these tests put inside a fetch) is new in Python 3.11.
 NEEDS_ASYNCIO_TIMEOUT = pytest.mark.skipif(
     sys.version_info < (3, 11), reason="asyncio.timeout is new in Python 3.11"
+)
+# Where a miss runs its fetch (trie_cache/_cache.py's module docstring): in a task of its own,
+# started eagerly, on Python 3.12+; in its first caller's task on 3.10 and 3.11, which have no
+# eager task start. CI runs 3.10-3.13, so each kind of test runs somewhere.
+FETCH_IN_A_TASK = pytest.mark.skipif(
+    sys.version_info < (3, 12),
+    reason="Python 3.10/3.11 run the fetch in its first caller's task (no eager task start)",
+)
+FETCH_IN_THE_CALLERS_TASK = pytest.mark.skipif(
+    sys.version_info >= (3, 12),
+    reason="Python 3.12+ runs the fetch in a task of its own, started eagerly",
 )
 
 ROWS = CachedRows({"r1": {"v": 1}}, 1_700_000_000.0)
@@ -194,6 +206,82 @@ async def test_cancelling_a_caller_that_joined_does_not_cancel_the_fetch(
 
 
 @ALL
+@FETCH_IN_A_TASK
+async def test_cancelling_the_first_caller_leaves_the_fetch_to_the_others(
+    cache: Cache, cache_backend: str
+) -> None:
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    callers[0].cancel()
+    await _settle()
+    assert callers[0].cancelled()
+    assert not fetch.cancelled
+    fetch.gate.set()
+    assert await asyncio.gather(*callers[1:]) == [ROWS, ROWS]
+    assert fetch.calls == 1
+    stats = cache.stats()
+    assert (stats.fetches, stats.fetches_cancelled, stats.coalesced) == (1, 0, 2)
+    if cache_backend != "nocache":
+        assert await cache.get("k") == ROWS
+
+
+@ALL
+@FETCH_IN_A_TASK
+async def test_the_first_caller_cancelled_then_the_fetch_fails_the_others_get_the_error(
+    cache: Cache,
+) -> None:
+    error = LookupError("database down")
+    fetch = Fetcher(error, gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    callers[0].cancel()
+    await _settle()
+    fetch.gate.set()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert outcomes[1:] == [error, error]
+    assert fetch.calls == 1
+    assert cache.stats().fetch_errors == 1
+
+
+class Unwinding(Fetcher):
+    """Records when its ``finally`` ran."""
+
+    def __init__(self) -> None:
+        super().__init__(gated=True)
+        self.unwound = asyncio.Event()
+
+    async def __call__(self) -> Any:
+        try:
+            return await super().__call__()
+        finally:
+            self.unwound.set()
+
+
+@ALL
+@FETCH_IN_A_TASK
+async def test_the_last_caller_to_leave_cancels_the_fetch(cache: Cache) -> None:
+    fetch = Unwinding()
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    for caller in callers[:2]:
+        caller.cancel()
+        await _settle()
+        assert caller.cancelled()
+        assert not fetch.unwound.is_set()  # someone still waits: the fetch goes on
+    callers[2].cancel()
+    await asyncio.wait_for(fetch.unwound.wait(), 10)  # the fetch's finally runs
+    assert fetch.cancelled and callers[2].cancelled()
+    await _settle()
+    stats = cache.stats()
+    assert (stats.fetches, stats.fetches_cancelled) == (1, 1)
+    assert not cache._flights
+    assert await cache.get("k") is None
+
+
+@ALL
+@FETCH_IN_THE_CALLERS_TASK
 async def test_cancelling_the_first_caller_cancels_its_fetch_and_the_others_fetch_anew(
     cache: Cache, cache_backend: str
 ) -> None:
@@ -422,6 +510,7 @@ async def test_cancelling_the_caller_during_the_write_still_stores() -> None:
 
 
 @ALL
+@FETCH_IN_THE_CALLERS_TASK
 async def test_a_lone_miss_runs_the_fetch_in_the_callers_task(cache: Cache) -> None:
     seen: list[Any] = []
 
@@ -435,6 +524,141 @@ async def test_a_lone_miss_runs_the_fetch_in_the_callers_task(cache: Cache) -> N
     assert await caller == ROWS
     # No task of its own: the fetch ran in the caller's task (the test's task plus it).
     assert seen == [(caller, 2), (caller, 2)]
+
+
+# Backends whose read and store never await (LmdbCache's go through its threads).
+SYNCHRONOUS_BACKENDS = pytest.mark.parametrize(
+    "cache_backend", ["mem-cython", "mem-python", "nocache"], indirect=True
+)
+
+
+@SYNCHRONOUS_BACKENDS
+@FETCH_IN_A_TASK
+async def test_a_fetch_runs_in_a_task_of_its_own_started_at_once(cache: Cache) -> None:
+    ran: list[str] = []
+    seen: list[Any] = []
+
+    async def bystander() -> None:
+        ran.append("bystander")
+
+    async def fetch() -> CachedRows:
+        seen.append((asyncio.current_task(), list(ran)))
+        await asyncio.sleep(0)
+        seen.append((asyncio.current_task(), list(ran)))
+        return ROWS
+
+    other = asyncio.create_task(bystander())  # runs at the loop's next iteration
+    me = asyncio.current_task()
+    assert await cache.get_or_fetch("k", fetch) == ROWS
+    await other
+    (first, ran_before), (second, ran_after) = seen
+    assert first is second and first is not me  # one task of its own ...
+    assert ran_before == []  # ... whose first step ran inside the call, before the loop
+    assert ran_after == ["bystander"]
+
+
+@SYNCHRONOUS_BACKENDS
+@pytest.mark.parametrize("outcome", ["rows", "error"])
+async def test_a_fetch_that_never_suspends_costs_no_loop_iteration(
+    cache: Cache, outcome: str
+) -> None:
+    error = LookupError("not found")
+    fetch = Fetcher(ROWS if outcome == "rows" else error)  # its gate is open: no suspension
+    ran: list[str] = []
+
+    async def bystander() -> None:
+        ran.append("bystander")
+
+    other = asyncio.create_task(bystander())  # runs at the loop's next iteration
+    if outcome == "rows":
+        assert await cache.get_or_fetch("k", fetch) == ROWS
+    else:
+        with pytest.raises(LookupError) as raised:
+            await cache.get_or_fetch("k", fetch)
+        assert raised.value is error
+    assert ran == []  # the miss came and went without the loop running anything else
+    assert fetch.calls == 1
+    await other
+    assert ran == ["bystander"]
+
+
+@ALL
+async def test_a_fetch_that_reads_through_the_cache_itself(cache: Cache) -> None:
+    # Nested misses (eagerly started tasks inside an eagerly started task, on 3.12+): each
+    # gets its rows, and the current task is the caller's again afterwards.
+    me = asyncio.current_task()
+
+    async def inner() -> CachedRows:
+        return NEW
+
+    async def inner_suspending() -> CachedRows:
+        await asyncio.sleep(0)
+        return NEW
+
+    async def outer() -> CachedRows:
+        assert await cache.get_or_fetch("inner/1", inner) == NEW
+        assert await cache.get_or_fetch("inner/2", inner_suspending) == NEW
+        return ROWS
+
+    assert await cache.get_or_fetch("outer", outer) == ROWS
+    assert asyncio.current_task() is me
+    assert cache.stats().fetches == 3
+
+
+@ALL
+async def test_a_fetch_that_raises_cancelled_itself_is_shared_not_retried(
+    cache: Cache,
+) -> None:
+    # Nobody cancelled the callers: the fetch's CancelledError is its outcome, shared like
+    # any exception, and nobody starts the fetch again.
+    gate = asyncio.Event()
+    calls = 0
+
+    async def fetch() -> CachedRows:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        raise asyncio.CancelledError
+
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    gate.set()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+    assert calls == 1
+    assert cache.stats().fetches_cancelled == 1
+
+
+CALLER = contextvars.ContextVar[str]("CALLER")
+
+
+@FETCH_IN_A_TASK
+async def test_a_fetch_sees_a_copy_of_the_callers_context(cache: Cache) -> None:
+    seen: list[str] = []
+
+    async def fetch() -> CachedRows:
+        seen.append(CALLER.get())
+        CALLER.set("set by the fetch")
+        await asyncio.sleep(0)
+        return ROWS
+
+    CALLER.set("the caller's")
+    assert await cache.get_or_fetch("k", fetch) == ROWS
+    assert seen == ["the caller's"]
+    assert CALLER.get() == "the caller's"  # the fetch's own set stayed in its copy
+
+
+@FETCH_IN_THE_CALLERS_TASK
+async def test_a_fetch_runs_in_the_callers_context(cache: Cache) -> None:
+    async def fetch() -> CachedRows:
+        assert CALLER.get() == "the caller's"
+        CALLER.set("set by the fetch")
+        await asyncio.sleep(0)
+        return ROWS
+
+    CALLER.set("the caller's")
+    assert await cache.get_or_fetch("k", fetch) == ROWS
+    assert CALLER.get() == "set by the fetch"  # as if the caller had awaited it directly
 
 
 @ALL
@@ -670,6 +894,7 @@ async def _cancelled(cache: Cache) -> None:
     await fetch.started.wait()
     caller.cancel()
     await asyncio.gather(caller, return_exceptions=True)
+    await _settle()  # on 3.12+ the fetch's own task ends at a later loop iteration
     assert fetch.cancelled
 
 

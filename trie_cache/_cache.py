@@ -67,8 +67,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
@@ -107,8 +109,17 @@ _UNKNOWN: Final[Any] = object()
 #: ``_put_if``'s answer when the backend refused rows too heavy to keep (it counts them as
 #: ``oversized``): neither a fill nor a stale fill.
 OVERSIZED: Final[Any] = object()
-#: What a joiner gets when the fetch it waited for was cancelled: try again.
+#: What a waiting caller gets when the cache cancelled the fetch it waited for: try again.
 _RETRY: Final[Any] = object()
+
+#: Whether a miss runs its fetch in a task of its own (started eagerly: Python 3.12+) or in
+#: its first caller's task (3.10, 3.11); see the module docstring. ``bench_read_through.py
+#: --fetch-in-task`` sets it on 3.10/3.11 to measure a plain task there.
+_FETCH_IN_TASK = sys.version_info >= (3, 12)
+
+#: Tasks start eagerly: the first step runs inside the constructor, in the new task.
+_EAGER = sys.version_info >= (3, 12)
+_Task = asyncio.Task
 
 
 def check_key(key: object) -> str:
@@ -208,8 +219,10 @@ class _Flight:
 
     #: The task running the fill once its first caller left (or a refresh), else None.
     task: asyncio.Task[Any] | None = None
-    #: One future per caller that joined, resolved with the fill's outcome.
+    #: One future per caller that waits for it, resolved with the fill's outcome.
     joiners: list[asyncio.Future[CachedRows]] | None = None
+    #: How many of those callers are still waiting (not cancelled).
+    waiting = 0
     #: True until ``fetch()`` returned or raised; then the first caller's cancellation no
     #: longer reaches the fill (its store goes on in a task).
     fetching = True
@@ -243,8 +256,8 @@ def _settle(flight: _Flight, rows: CachedRows | None, exc: BaseException | None)
             continue  # that caller was cancelled
         if exc is None:
             fut.set_result(rows)  # type: ignore[arg-type]
-        elif isinstance(exc, asyncio.CancelledError):
-            fut.set_result(_RETRY)  # the fetch was cancelled, not them: they start anew
+        elif isinstance(exc, asyncio.CancelledError) and (flight.abandoned or flight.background):
+            fut.set_result(_RETRY)  # the cache cancelled the fetch, not them: they start anew
         else:
             fut.set_exception(exc)
 
@@ -376,6 +389,12 @@ class _Resume:
                     step = coro.send(value)
                 except StopIteration as stop:
                     return stop.value
+
+
+async def _awaiting(aw: Any) -> Any:
+    """A coroutine awaiting ``aw``: what a task runs for a fetch that returned an awaitable
+    other than a coroutine (or something that is not awaitable: a ``TypeError`` then)."""
+    return await aw
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -622,43 +641,64 @@ class Cache(abc.ABC):
         self._misses += 1
         loop = asyncio.get_running_loop()
         flights = self._flights
-        registration = flights.get(key)
-        while registration is not None:
-            flight = _flight_on(registration, loop)
-            if flight is None or flight.abandoned or flight.done:
+        while True:
+            flight = _Flight()
+            flight.loop = loop
+            registration = flights.setdefault(key, flight)
+            if registration is not flight:
+                other = _flight_on(registration, loop)
+                if other is not None and not other.abandoned and not other.done:
+                    self._coalesced += 1
+                    joined = await self._join(other)
+                    if joined is not _RETRY:
+                        return joined  # type: ignore[no-any-return]
+                    continue  # the cache cancelled that fetch: join or start another
+                self._register_beside(key, flight)
+            self._fetches += 1
+            started = time.time()
+            try:
+                aw = fetch()
+            except BaseException as exc:
+                self._fetch_failed(key, flight, exc)
+                raise
+            if _FETCH_IN_TASK:
+                # The fetch in a task of its own, started eagerly: its first step runs now,
+                # and if it never suspends the task is done before the call returns.
+                if type(aw) is not CoroutineType:
+                    aw = _awaiting(aw)
+                if _EAGER:
+                    task = _Task(aw, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+                else:
+                    task = _Task(aw, loop=loop)
+                if not task.done():
+                    flight.task = task
+                    task.add_done_callback(functools.partial(self._fetched, key, flight, started))
+                    joined = await self._join(flight)
+                    if joined is not _RETRY:
+                        return joined  # type: ignore[no-any-return]
+                    continue
+                try:
+                    result = task.result()
+                except BaseException as exc:
+                    self._fetch_failed(key, flight, exc)
+                    raise
                 break
-            self._coalesced += 1
-            joined = await self._join(flight)
-            if joined is not _RETRY:
-                return joined  # type: ignore[no-any-return]
-            # Its first caller was cancelled, and the fetch with it: join or start another.
-            registration = flights.get(key)
-        flight = _Flight()
-        flight.loop = loop
-        if registration is not None or flights.setdefault(key, flight) is not flight:
-            self._register_beside(key, flight)
-        self._fetches += 1
-        # The fast path: the fetch is a coroutine that returns without suspending, and the
-        # backend stores without awaiting. Nobody can join meanwhile (no loop iteration).
-        started = time.time()
-        try:
-            aw = fetch()
-        except BaseException as exc:
-            self._fetch_failed(key, flight, exc)
-            raise
-        if type(aw) is not CoroutineType:
-            return await self._drive(key, aw, flight, started)
-        try:
-            step = aw.send(None)
-        except StopIteration as stop:
-            result = stop.value
-        except BaseException as exc:
-            self._fetch_failed(key, flight, exc)
-            raise
-        else:
-            # It suspended: the general path, driven by this caller.
-            return await self._drive(key, _Resume(aw, step), flight, started)
-        # Nobody saw the flight (no loop iteration passed): no need to mark it fetched or done.
+            # Python 3.10 and 3.11: the fetch runs in this caller's task (module docstring).
+            if type(aw) is not CoroutineType:
+                return await self._drive(key, aw, flight, started)
+            try:
+                step = aw.send(None)
+            except StopIteration as stop:
+                result = stop.value
+            except BaseException as exc:
+                self._fetch_failed(key, flight, exc)
+                raise
+            else:
+                # It suspended: the general path, driven by this caller.
+                return await self._drive(key, _Resume(aw, step), flight, started)
+            break
+        # The fetch returned without suspending: nobody saw the flight (no loop iteration
+        # passed), so there is no one to answer and no need to mark it fetched or done.
         if type(result) is CachedRows:
             rows = result
         else:
@@ -677,6 +717,8 @@ class Cache(abc.ABC):
                 raise
             if stored is _UNKNOWN:
                 # The backend's store awaits: the general path for the rest.
+                if _FETCH_IN_TASK:
+                    return await self._store_in_task(key, rows, flight, started)
                 return await self._drive(key, rows, flight, started, True)
             if stored is OVERSIZED:
                 pass  # counted by the backend as oversized
@@ -840,14 +882,92 @@ class Cache(abc.ABC):
         )
 
     async def _join(self, flight: _Flight) -> Any:
-        """Wait for a flight another caller started: its rows, its exception, or ``_RETRY``
-        if its fetch was cancelled. Leaving cancels nothing."""
+        """Wait for a flight: its rows, its exception, or ``_RETRY`` if the cache cancelled
+        its fetch. A caller that leaves cancels nothing, unless it is the last one waiting for
+        a fetch that runs in a task of its own: that fetch is then cancelled."""
         fut: asyncio.Future[CachedRows] = flight.loop.create_future()
         if flight.joiners is None:
             flight.joiners = [fut]
         else:
             flight.joiners.append(fut)
-        return await fut
+        flight.waiting += 1
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if fut.cancelled():
+                flight.waiting -= 1
+                task = flight.task
+                if (
+                    not flight.waiting
+                    and flight.fetching
+                    and task is not None
+                    and not flight.background
+                ):
+                    flight.abandoned = True
+                    task.cancel()
+            else:
+                fut.exception()  # the outcome came as this caller was cancelled: seen
+            raise
+
+    def _fetched(self, key: str, flight: _Flight, started: float, task: asyncio.Task[Any]) -> None:
+        """The fetch task of a flight that suspended ended: store its rows unless the key went
+        stale meanwhile, and answer the callers; a store that awaits goes on in a task."""
+        flight.fetching = False
+        try:
+            result = task.result()
+            rows = result if type(result) is CachedRows else _as_rows(result, started)
+        except BaseException as exc:  # noqa: BLE001 - handed to the callers
+            if isinstance(exc, Exception):
+                self._fetch_errors += 1
+            else:
+                self._fetches_cancelled += 1
+            _settle(flight, None, exc)
+            self._unregister(key, flight)
+            return
+        if self._stores:
+            try:
+                stored = self._put_if_now(key, rows, flight)
+            except BaseException as exc:  # noqa: BLE001 - handed to the callers
+                self._fill_errors += 1
+                _settle(flight, None, exc)
+                self._unregister(key, flight)
+                return
+            if stored is _UNKNOWN:
+                fill = self._fill(key, rows, flight, started, True)
+                flight.task = store = flight.loop.create_task(fill)
+                store.add_done_callback(_retrieve)
+                return
+            self._count_fill(key, flight, stored)
+        _settle(flight, rows, None)
+        self._unregister(key, flight)
+
+    async def _store_in_task(
+        self, key: str, rows: CachedRows, flight: _Flight, started: float
+    ) -> CachedRows:
+        """The fetch returned at once, but the backend's store awaits: store in a task of its
+        own, which no caller's cancellation stops, and wait for it as any other caller."""
+        flight.fetching = False
+        fill = self._fill(key, rows, flight, started, True)
+        if _EAGER:
+            task = _Task(fill, loop=flight.loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        else:
+            task = _Task(fill, loop=flight.loop)
+        if task.done():
+            return task.result()
+        flight.task = task
+        task.add_done_callback(_retrieve)
+        return await self._join(flight)  # type: ignore[no-any-return]
+
+    def _count_fill(self, key: str, flight: _Flight, stored: Any) -> None:
+        """Count what the store of fetched rows did."""
+        if stored is OVERSIZED:
+            pass  # counted by the backend as oversized
+        elif stored and self._registered(key, flight):
+            self._fills += 1
+        else:
+            # Refused; or an invalidation or put called during the write landed after it
+            # (backends keep call order), removing or replacing the fill.
+            self._stale_fills_prevented += 1
 
     async def _fill(
         self, key: str, fetched: Any, flight: _Flight, started: float, in_hand: bool = False
@@ -880,14 +1000,7 @@ class Cache(abc.ABC):
                 except BaseException:
                     self._fill_errors += 1
                     raise
-                if stored is OVERSIZED:
-                    pass  # counted by the backend as oversized
-                elif stored and self._registered(key, flight):
-                    self._fills += 1
-                else:
-                    # Refused; or an invalidation or put called during the write landed after
-                    # it (backends keep call order), removing or replacing the fill.
-                    self._stale_fills_prevented += 1
+                self._count_fill(key, flight, stored)
             _settle(flight, rows, None)
             return rows  # type: ignore[no-any-return]
         except BaseException as exc:
