@@ -180,6 +180,23 @@ async def test_fetch_returning_no_rows_is_type_error_and_not_cached(
 
 
 @ALL
+@pytest.mark.parametrize("ready", [False, True])
+async def test_a_fetch_returning_a_future_is_awaited(
+    cache: Cache, cache_backend: str, ready: bool
+) -> None:
+    # Any awaitable will do, not only a coroutine (on 3.12+ a coroutine wraps it for the task).
+    future: asyncio.Future[CachedRows] = asyncio.get_running_loop().create_future()
+    if ready:
+        future.set_result(ROWS)
+    else:
+        asyncio.get_running_loop().call_later(0.01, future.set_result, ROWS)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", lambda: future)) for _ in range(3)]
+    assert await asyncio.gather(*callers) == [ROWS] * 3
+    # A done future does not suspend: on NoCache, which stores nothing, each call fetches.
+    assert cache.stats().fetches == (3 if ready and cache_backend == "nocache" else 1)
+
+
+@ALL
 async def test_fetch_that_is_not_async_is_type_error(cache: Cache) -> None:
     with pytest.raises(TypeError):
         await cache.get_or_fetch("k", lambda: ROWS)  # type: ignore[arg-type,return-value]
