@@ -135,7 +135,7 @@ _RETRY: Final[Any] = object()
 
 #: Whether a miss runs its fetch in a task of its own (started eagerly: Python 3.12+) or in
 #: its first caller's task (3.10, 3.11); see the module docstring. ``bench_read_through.py
-#: --fetch-in-task`` sets it on 3.10/3.11 to measure a plain task there.
+#: --fetch-path task|inline`` overrides it, to measure one path against the other.
 _FETCH_IN_TASK = sys.version_info >= (3, 12)
 
 #: Tasks start eagerly: the first step runs inside the constructor, in the new task.
