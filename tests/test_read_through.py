@@ -700,6 +700,87 @@ async def test_a_timeout_inside_the_fetch_reaches_every_caller(cache: Cache) -> 
 
 
 @ALL
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in Python 3.11")
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_task_group_inside_the_fetch(cache: Cache, fails: bool) -> None:
+    error = LookupError("one query failed")
+    gate = asyncio.Event()
+    calls = 0
+
+    async def part(n: int) -> dict[str, int]:
+        await gate.wait()
+        if fails and n == 1:
+            raise error
+        return {"n": n}
+
+    async def fetch() -> Mapping[str, Mapping[str, Any]]:
+        nonlocal calls
+        calls += 1
+        async with asyncio.TaskGroup() as group:
+            parts = [group.create_task(part(n)) for n in range(3)]
+        return {f"r{n}": p.result() for n, p in enumerate(parts)}
+
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    gate.set()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert calls == 1
+    if fails:
+        # One ExceptionGroup (new in 3.11, hence no name here), the same for every caller.
+        assert outcomes[0] is outcomes[1] is outcomes[2]
+        assert getattr(outcomes[0], "exceptions", None) == (error,), outcomes
+    else:
+        assert all(o == outcomes[0] for o in outcomes)
+        assert list(outcomes[0].rows) == ["r0", "r1", "r2"]  # type: ignore[union-attr]
+
+
+@ALL
+@FETCH_IN_A_TASK
+async def test_a_timeout_inside_the_fetch_after_its_first_caller_left(cache: Cache) -> None:
+    # The timeout acts on the fetch's task, not on the caller that started it.
+    never = asyncio.Event()
+    calls = 0
+
+    async def fetch() -> CachedRows:
+        nonlocal calls
+        calls += 1
+        async with asyncio.timeout(0.1):
+            await never.wait()
+        return ROWS
+
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    callers[0].cancel()
+    outcomes = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 10)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert all(isinstance(o, TimeoutError) for o in outcomes[1:]), outcomes
+    assert calls == 1
+    assert cache.stats().fetch_errors == 1
+
+
+@ALL
+@FETCH_IN_A_TASK
+async def test_a_timeout_around_the_first_call_leaves_the_fetch_to_the_others(
+    cache: Cache,
+) -> None:
+    fetch = Fetcher(gated=True)
+
+    async def impatient() -> Any:
+        async with asyncio.timeout(0.05):
+            return await cache.get_or_fetch("k", fetch)
+
+    first = asyncio.create_task(impatient())
+    await fetch.started.wait()
+    patient = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    with pytest.raises(TimeoutError):
+        await first
+    assert not fetch.cancelled
+    fetch.gate.set()
+    assert await patient == ROWS
+    assert fetch.calls == 1
+
+
+@ALL
 async def test_every_caller_cancelled_in_turn_leaves_nothing_behind(cache: Cache) -> None:
     fetch = Fetcher(gated=True)
     callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
