@@ -49,6 +49,12 @@ against a hand-written baseline measured in the same run:
 Before timing, every system is checked: single-flight (50 concurrent callers, one fetch),
 shared exceptions, failed fetches not stored, each miss fetched once and stored, and no stale
 read in the mixed workload (sequential and 100 tasks). Exit status 1 if a target is missed.
+
+``--fetch-path`` forces where ``get_or_fetch`` runs a miss's fetch (the default depends on the
+Python version; see trie_cache/_cache.py): ``task``, a task of its own (started eagerly on
+3.12+, a plain task on 3.10/3.11), or ``inline``, its first caller's task (the 3.10/3.11 path,
+which gives up the guarantee that cancelling the first caller leaves the fetch to the others).
+The first line of the output says which path ran.
 """
 
 from __future__ import annotations
