@@ -204,6 +204,22 @@ async def test_fetch_that_is_not_async_is_type_error(cache: Cache) -> None:
 
 
 @ALL
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+async def test_a_fetch_raising_keyboard_interrupt_at_once_leaves_no_flight(
+    cache: Cache, exc_type: type[BaseException]
+) -> None:
+    async def fetch() -> CachedRows:
+        raise exc_type
+
+    with pytest.raises(exc_type):
+        await cache.get_or_fetch("k", fetch)
+    assert not cache._flights  # a later caller must not join a flight nobody will finish
+    assert await asyncio.wait_for(cache.get_or_fetch("k", Fetcher()), 10) == ROWS
+    stats = cache.stats()
+    assert (stats.fetches, stats.fetches_cancelled) == (2, 1)
+
+
+@ALL
 async def test_cancelling_a_caller_that_joined_does_not_cancel_the_fetch(
     cache: Cache, cache_backend: str
 ) -> None:

@@ -692,10 +692,16 @@ class Cache(abc.ABC):
                 # and if it never suspends the task is done before the call returns.
                 if type(aw) is not CoroutineType:
                     aw = _awaiting(aw)
-                if _EAGER:
-                    task = _Task(aw, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-                else:
-                    task = _Task(aw, loop=loop)
+                try:
+                    if _EAGER:
+                        task = _Task(aw, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+                    else:
+                        task = _Task(aw, loop=loop)
+                except BaseException as exc:
+                    # KeyboardInterrupt or SystemExit from the first step leaves the task
+                    # constructor (asyncio re-raises those); end the flight as a failure.
+                    self._fetch_failed(key, flight, exc)
+                    raise
                 if not task.done():
                     flight.task = task
                     task.add_done_callback(functools.partial(self._fetched, key, flight, started))
