@@ -53,6 +53,9 @@ cdef extern from "Python.h":
     int PyUnicode_KIND(object s)
     uint32_t PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 
+cdef extern from *:
+    void prefetch_write "__builtin_prefetch"(const void *addr, int rw) nogil
+
 # How many garbage nodes a write releases on its way out.
 DEF RECLAIM_SLICE = 64
 
@@ -1048,6 +1051,13 @@ cdef class RadixTrie:
                 return 1
             child_slot = find_child(node, key[i])
             if child_slot == NULL:
+                if node.flags & F_QUEUED and node.nkids == capacity(node.kind):
+                    # The node moves (reshape): its queue neighbours, anywhere in memory,
+                    # are written then. Start fetching them while the leaf is made.
+                    if qlink(node).older != NULL:
+                        prefetch_write(qlink(qlink(node).older), 1)
+                    if qlink(node).newer != NULL:
+                        prefetch_write(qlink(qlink(node).newer), 1)
                 leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1), self.leaf_layout)
                 if leaf == NULL:
                     raise MemoryError()
