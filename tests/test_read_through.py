@@ -896,19 +896,22 @@ def _pause_after_the_store_check(cache: Any) -> tuple[threading.Event, threading
     """Make the fill's first "still registered?" check that answers yes block until told.
 
     Returns (``checked``: the filling thread is paused right after that check, ``resume``).
-    The pause sits where a thread switch could fall between the check and the store.
+    The pause sits where a thread switch could fall between the check and the store: in the
+    registry's ``get`` (the check is one registry lookup, wherever the fill makes it), on the
+    first lookup that finds a registration.
     """
     checked, resume = threading.Event(), threading.Event()
-    original = cache._registered
 
-    def registered(key: str, flight: Any) -> bool:
-        answer: bool = original(key, flight)
-        if answer and not checked.is_set():
-            checked.set()
-            assert resume.wait(30)
-        return answer
+    class Pausing(type(cache._flights)):  # type: ignore[misc]
+        def get(self, key: str, default: Any = None) -> Any:
+            answer = super().get(key, default)
+            if answer is not None and not checked.is_set():
+                checked.set()
+                assert resume.wait(30)
+            return answer
 
-    cache._registered = registered
+    assert not cache._flights
+    cache._flights = Pausing()
     return checked, resume
 
 

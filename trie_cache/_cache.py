@@ -516,6 +516,16 @@ class Cache(abc.ABC):
         when only the awaiting ``_put_if`` can store."""
         return _UNKNOWN
 
+    def _fill_now(self, key: str, rows: CachedRows, flight: _Flight) -> Any:
+        """The store of a lone flight (its fetch returned without suspending, so nobody
+        joined it) without awaiting, then its unregistration: ``_put_if_now``'s answer, or
+        ``_UNKNOWN`` (nothing stored, the flight still registered) when only the awaiting
+        ``_put_if`` can store. A backend may do both under one hold of ``_write_lock``."""
+        stored = self._put_if_now(key, rows, flight)
+        if stored is not _UNKNOWN:
+            self._unregister(key, flight)
+        return stored
+
     def _peek(self, key: str) -> Any:
         """The rows under ``key`` or ``None`` without awaiting, or ``_UNKNOWN``."""
         return _UNKNOWN
@@ -591,7 +601,10 @@ class Cache(abc.ABC):
         acknowledged it (or raises ``trie_cache.redis.BusError`` after ``publish_timeout``).
         """
         check_prefix(prefix)
-        removed = await self._drop(prefix)
+        if self._flights:  # _drop inlined: one coroutine less
+            with self._write_lock:
+                self._flights.invalidate_prefix(prefix)
+        removed = await self._invalidate(prefix)
         self._invalidations += 1
         self._keys_removed += removed
         if self._bus is not None:
@@ -741,7 +754,7 @@ class Cache(abc.ABC):
                 raise
         if self._stores:
             try:
-                stored = self._put_if_now(key, rows, flight)
+                stored = self._fill_now(key, rows, flight)
             except BaseException:
                 flight.done = True
                 self._unregister(key, flight)
@@ -758,6 +771,7 @@ class Cache(abc.ABC):
                 self._fills += 1
             else:
                 self._stale_fills_prevented += 1
+            return rows
         if flights.get(key) is flight:
             flights.pop(key, None)
         else:

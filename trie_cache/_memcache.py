@@ -155,6 +155,25 @@ class MemCache(Cache):
             lock.release()
         return True if stored else OVERSIZED
 
+    def _fill_now(self, key: str, rows: CachedRows, flight: Any) -> Any:
+        # get_or_fetch's fast path: the registration check, the store and the unregistration
+        # under one hold of the lock, with one registry lookup (nobody else unregisters it).
+        flights = self._flights
+        lock = self._write_lock
+        lock.acquire()
+        try:
+            if flights.get(key) is flight:
+                if self._bounded:
+                    stored = self._store(key, rows)
+                else:
+                    self._trie[key] = rows
+                    stored = True
+                flights.pop(key, None)
+                return True if stored else OVERSIZED
+        finally:
+            lock.release()
+        return super()._fill_now(key, rows, flight)  # detached, or beside other loops' flights
+
     async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> Any:
         with self._write_lock:
             if not guard():
