@@ -403,6 +403,33 @@ async def test_cancelling_the_last_waiter_after_the_fetch_returned_still_stores(
 # -- no stale fills --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("suspends", [False, True], ids=["at-once", "suspends-after"])
+@pytest.mark.parametrize("writer", ["invalidate", "put"])
+async def test_a_write_inside_the_fetchs_first_step_prevents_the_fill(
+    cache: Cache, writer: str, suspends: bool
+) -> None:
+    # No flight is registered while the fetch's first step runs (the generation stands in
+    # for it): a write made there must still refuse the fill, whether the fetch then returns
+    # at once or suspends first (its flight must then not register).
+    async def fetch() -> CachedRows:
+        if writer == "invalidate":
+            await cache.invalidate_prefix("t1/")
+        else:
+            await cache.put("t1/k", NEW)
+        if suspends:
+            await asyncio.sleep(0)
+        return ROWS
+
+    assert await cache.get_or_fetch("t1/k", fetch) == ROWS
+    assert await cache.get("t1/k") == (None if writer == "invalidate" else NEW)
+    stats = cache.stats()
+    assert (stats.fills, stats.stale_fills_prevented) == (0, 1)
+    assert not cache._flights
+    # A later call fetches (or hits the put) and stores as usual.
+    assert await cache.get_or_fetch("t1/k", Fetcher(NEW)) == NEW
+    assert await cache.get("t1/k") == NEW
+
+
 async def test_invalidation_during_fetch_prevents_the_stale_fill(cache: Cache) -> None:
     # The race: the fetch reads the old rows, a write invalidates, then the fetch finishes.
     fetch = Fetcher(ROWS, gated=True)
@@ -893,25 +920,44 @@ async def test_stats_count_a_read_through_session(cache: Cache) -> None:
 
 
 def _pause_after_the_store_check(cache: Any) -> tuple[threading.Event, threading.Event]:
-    """Make the fill's first "still registered?" check that answers yes block until told.
+    """Make the fill's first "still current?" check that answers yes block until told.
 
     Returns (``checked``: the filling thread is paused right after that check, ``resume``).
-    The pause sits where a thread switch could fall between the check and the store: in the
-    registry's ``get`` (the check is one registry lookup, wherever the fill makes it), on the
-    first lookup that finds a registration.
+    The pause sits where a thread switch could fall between the check and the store: a
+    fetch that returned in its first step checks the cache's generation in ``_fill_now``
+    (the pause returns the value read before it); one that suspended checks its
+    registration, one lookup in the registry.
     """
     checked, resume = threading.Event(), threading.Event()
 
-    class Pausing(type(cache._flights)):  # type: ignore[misc]
+    def pause() -> None:
+        if not checked.is_set():
+            checked.set()
+            assert resume.wait(30)
+
+    class PausingTrie(type(cache._flights)):  # type: ignore[misc]
         def get(self, key: str, default: Any = None) -> Any:
             answer = super().get(key, default)
-            if answer is not None and not checked.is_set():
-                checked.set()
-                assert resume.wait(30)
+            if answer is not None:
+                pause()
             return answer
 
+    class PausingCache(type(cache)):  # type: ignore[misc]
+        @property
+        def _generation(self) -> int:
+            value: int = self.__dict__["_generation_value"]
+            if sys._getframe(1).f_code.co_name == "_fill_now":
+                pause()
+            return value
+
+        @_generation.setter
+        def _generation(self, value: int) -> None:
+            self.__dict__["_generation_value"] = value
+
     assert not cache._flights
-    cache._flights = Pausing()
+    cache._flights = PausingTrie()
+    cache.__dict__["_generation_value"] = cache.__dict__.pop("_generation")
+    cache.__class__ = PausingCache
     return checked, resume
 
 

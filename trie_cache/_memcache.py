@@ -30,9 +30,9 @@ class MemCache(Cache):
 
     Every trie operation is a single call that completes without awaiting, so tasks on
     one loop and threads running other loops can share an instance; reads take no lock.
-    A fill checks its registration and stores under the base's ``_write_lock``, which
-    ``put`` and ``invalidate_prefix`` hold only to detach registrations, and only while
-    fetches are in flight. ``max_age`` and ``stale_while_revalidate`` are the defaults
+    A fill checks its registration (or the cache's generation) and stores under the base's
+    ``_write_lock``, which ``put`` and ``invalidate_prefix`` hold only to detach
+    registrations, and only while fetches are in flight or a fill is being stored. ``max_age`` and ``stale_while_revalidate`` are the defaults
     of ``get``/``get_or_fetch``; ``bus`` a ``RedisBus`` (see :class:`Cache`).
 
     ``max_entries`` and ``max_bytes`` bound the cache: after every ``put`` and every fill
@@ -139,7 +139,8 @@ class MemCache(Cache):
         """
         # Cache.put inlined: the trie rejects a non-str key before anything changes.
         check_rows(rows)
-        if self._flights:
+        self._generation += 1
+        if self._flights or self._checking:
             with self._write_lock:  # a fetch in flight for key must not overwrite this
                 self._flights.pop(key, None)
         self._store(key, rows)
@@ -155,24 +156,22 @@ class MemCache(Cache):
             lock.release()
         return True if stored else OVERSIZED
 
-    def _fill_now(self, key: str, rows: CachedRows, flight: Any) -> Any:
-        # get_or_fetch's fast path: the registration check, the store and the unregistration
-        # under one hold of the lock, with one registry lookup (nobody else unregisters it).
-        flights = self._flights
+    def _fill_now(self, key: str, rows: CachedRows, generation: int) -> Any:
         lock = self._write_lock
-        lock.acquire()
+        lock.acquire()  # acquire/release: cheaper than "with" on the miss path
+        self._checking += 1
         try:
-            if flights.get(key) is flight:
-                if self._bounded:
-                    stored = self._store(key, rows)
-                else:
-                    self._trie[key] = rows
-                    stored = True
-                flights.pop(key, None)
-                return True if stored else OVERSIZED
+            if self._generation != generation:
+                return False
+            if self._bounded:
+                stored = self._store(key, rows)
+            else:
+                self._trie[key] = rows
+                stored = True
         finally:
+            self._checking -= 1
             lock.release()
-        return super()._fill_now(key, rows, flight)  # detached, or beside other loops' flights
+        return True if stored else OVERSIZED
 
     async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> Any:
         with self._write_lock:
