@@ -836,6 +836,13 @@ cdef class RadixTrie:
     ``max_entries`` / ``max_weight`` bound the trie: after each write returns it holds at
     most that many entries and that much weight (see :meth:`put`), evicting with SIEVE;
     ``expired(value) -> bool`` lets the eviction hand drop expired entries first.
+
+    ``expired`` without a bound keeps the entries in a queue in store order (a replaced key
+    moves to the newest end), and every write that stores examines at most two entries at its
+    oldest end, removing those ``expired`` calls expired and stopping at the first it does
+    not: entries nobody reads again still leave, with no sweeper and no scan. A bounded trie
+    leaves expiry to its hand. :meth:`remove_expired` walks the oldest end on demand, and
+    :meth:`remove_if_is` lets a reader remove what it found expired.
     """
 
     cdef Node *root              # never NULL; its label is always empty
@@ -847,9 +854,11 @@ cdef class RadixTrie:
     cdef Py_ssize_t path_cap     # entries allocated in path and path_bytes
     cdef object gc_anchor        # unused; an object field makes Cython give the type GC
                                  # support, whose traverse/clear slots are replaced below
-    # The bound (see _make_room). ``linked`` is true when either limit is set: then every
-    # node has a Link and value-holding nodes sit in ``queue``.
+    # The bound (see _make_room). ``linked`` is true when either limit or ``expired`` is set:
+    # then every node has a Link and value-holding nodes sit in ``queue``.
     cdef bint linked
+    cdef bint expiry_only          # linked for ``expired`` alone: the queue stays in store
+                                   # order and each write trims its oldest end (_expire_oldest)
     cdef Py_ssize_t limit_entries  # PY_SSIZE_T_MAX when unbounded
     cdef Py_ssize_t limit_weight   # PY_SSIZE_T_MAX when unbounded
     cdef object expired_fn         # None, or value -> bool, asked by the hand
@@ -872,7 +881,9 @@ cdef class RadixTrie:
         if expired is not None and not callable(expired):
             raise TypeError(f"expired must be callable or None, not {type(expired).__name__}")
         self.expired_fn = expired
-        self.linked = max_entries is not None or max_weight is not None
+        self.linked = (max_entries is not None or max_weight is not None
+                       or expired is not None)
+        self.expiry_only = max_entries is None and max_weight is None and expired is not None
         self.root = new_node(KIND_LEAF, NULL, 0, self.linked)
         if self.root == NULL:
             raise MemoryError()
@@ -922,9 +933,10 @@ cdef class RadixTrie:
                   Py_ssize_t weight) except -1:
         """Store ``value`` under ``key``; 1 when the key is new, 0 when replaced.
 
-        In a bounded trie the entry weighs ``weight``, and ``queue.keep`` names its node: a
+        In a linked trie the entry weighs ``weight``, and ``queue.keep`` names its node: a
         new key joins the queue's newest end, a replaced one keeps its place and counts as
-        visited. The caller then restores the bound (``_make_room``).
+        visited (``expiry_only``: moves to the newest end). The caller then restores the
+        bound (``_make_room``).
         """
         cdef Node **slot = &self.root
         cdef Node **child_slot
@@ -957,7 +969,11 @@ cdef class RadixTrie:
                         delta = weight - own_weight(node)
                         for j in range(depth):
                             link_of(self.path[j][0]).weight += delta
-                        node.flags |= F_VISITED
+                        if self.expiry_only:
+                            q_unlink(&self.queue, node)  # the queue stays in store order
+                            q_push(&self.queue, node)
+                        else:
+                            node.flags |= F_VISITED
                         self.queue.keep = node
                     decref(old)  # the structure did not change; last step
                     return 0
@@ -1342,6 +1358,81 @@ cdef class RadixTrie:
         decref(out)  # may re-enter; the trie and the queue are consistent here
         return 0
 
+    cdef Py_ssize_t _expire_oldest(self, Py_ssize_t budget) except -1:
+        """Remove entries from the queue's oldest end while ``expired_fn`` calls them
+        expired, examining at most ``budget`` of them; return how many went.
+
+        Nodes of detached subtrees leave the queue as they are met, unexamined. The walk stops
+        at the first entry that is not expired, at the entry the current write stored
+        (``queue.keep``), when the predicate changed the trie, and when a released value's
+        ``__del__`` wrote to it (``keep`` changed). Each value goes once the trie is
+        consistent, as in ``_make_room``.
+        """
+        cdef Node *node
+        cdef Node *keep = self.queue.keep
+        cdef size_t stamp
+        cdef object value
+        cdef bint gone
+        cdef Py_ssize_t removed = 0
+        while budget > 0 and self.expired_fn is not None:
+            node = self.queue.oldest
+            if node == NULL or node == keep:
+                break
+            if self.dead and not self._live(node):
+                q_unlink(&self.queue, node)
+                self.dead -= 1
+                continue
+            budget -= 1
+            value = <object>node.value
+            stamp = self.modcount
+            gone = bool(self.expired_fn(value))
+            if self.modcount != stamp or node.value != <PyObject *>value or not gone:
+                break
+            value = None
+            self._evict(node, True)
+            removed += 1
+            if self.queue.keep != keep:
+                break
+        return removed
+
+    def remove_expired(self):
+        """Remove entries from the oldest end of the queue while ``expired`` calls them
+        expired; return how many (counted in :attr:`expirations`).
+
+        The walk stops at the first entry that is not expired, so it costs what it removes
+        plus one call of ``expired``; it is never run by the trie itself. The queue is in
+        store order when ``expired`` is set without a bound, in insertion order (a replaced
+        key keeps its place) in a bounded trie. 0 for a trie without ``expired``.
+        """
+        cdef Py_ssize_t removed
+        if not self.linked:
+            return 0
+        self.queue.keep = NULL
+        removed = self._expire_oldest(self.root.count)
+        if self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
+        return removed
+
+    def remove_if_is(self, key, value):
+        """Remove ``key`` if the value it holds is ``value`` itself (``is``, not ``==``);
+        return whether it did.
+
+        A compare-and-delete: a reader that found ``value`` stale removes it without
+        removing what another thread stored under ``key`` since. Atomic like every method.
+        """
+        cdef Py_ssize_t n, depth, start
+        cdef object source = key_source(key, "keys")
+        cdef const uchar *k = source_bytes(source, &n)
+        cdef PyObject *out = NULL
+        cdef Node *node = self._walk(k, n, True, &depth, &start)
+        if node == NULL or node.value == NULL or node.value != <PyObject *>value:
+            return False
+        self._take_value(node, depth, &out)
+        decref(out)  # the caller holds value: no __del__ runs here
+        if self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
+        return True
+
     cdef int _store(self, object key, object value, Py_ssize_t weight) except -1:
         """Set ``key`` with ``weight``, restore the bound, release a slice of garbage."""
         cdef Py_ssize_t n
@@ -1353,6 +1444,8 @@ cdef class RadixTrie:
         self._set(k, n, value, weight)
         if self.linked:
             self._make_room()
+            if self.expiry_only:
+                self._expire_oldest(2)
             self.queue.keep = NULL
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
@@ -1363,7 +1456,8 @@ cdef class RadixTrie:
         whether it was stored.
 
         An entry heavier than ``max_weight`` is not stored and removes what ``key`` held
-        (``False``). An unbounded trie records no weights: ``put`` is ``self[key] = value``.
+        (``False``). A trie with neither a bound nor ``expired`` records no weights: ``put``
+        is ``self[key] = value``.
         """
         cdef Py_ssize_t w = check_weight(weight)
         cdef Py_ssize_t n
@@ -1392,7 +1486,8 @@ cdef class RadixTrie:
 
     @property
     def weight(self):
-        """Sum of the weights of the entries (``len(self)`` when unbounded: no weights)."""
+        """Sum of the weights of the entries (``len(self)`` for a trie with neither a bound
+        nor ``expired``: it records no weights)."""
         if self.linked:
             return link_of(self.root).weight
         return self.root.count
@@ -1404,12 +1499,13 @@ cdef class RadixTrie:
 
     @property
     def expirations(self):
-        """Entries removed by the hand because ``expired`` said so."""
+        """Entries removed because ``expired`` said so: by the hand, by the writes of a
+        trie with no bound, by :meth:`remove_expired`."""
         return self.n_expirations
 
     @property
     def expired(self):
-        """The predicate the hand asks about each entry it meets, or None."""
+        """The predicate asked about the entries the hand (or an expiry step) meets, or None."""
         return self.expired_fn
 
     # -- mapping protocol --------------------------------------------------------------

@@ -19,7 +19,9 @@
 # * A *bounded* trie (max_entries or max_weight set) allocates every node with a ``Link``
 #   just before its header (flag ``F_LINKED``): the node's parent, the subtree's weight, and
 #   the two neighbours of a value-holding node in the eviction queue (SIEVE: a FIFO in
-#   insertion order, a visited bit, a hand). An unbounded trie's nodes have no ``Link``.
+#   insertion order, a visited bit, a hand). So does a trie with an ``expired`` predicate and
+#   no bound, whose queue is kept in store order for expiry alone (no hand). Other tries'
+#   nodes have no ``Link``.
 
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
