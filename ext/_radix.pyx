@@ -1365,18 +1365,18 @@ cdef class RadixTrie:
         Nodes of detached subtrees leave the queue as they are met, unexamined. The walk stops
         at the first entry that is not expired, at the entry the current write stored
         (``queue.keep``), when the predicate changed the trie, and when a released value's
-        ``__del__`` wrote to it (``keep`` changed). Each value goes once the trie is
-        consistent, as in ``_make_room``.
+        ``__del__`` wrote to it (``keep`` was cleared: a write ends by clearing it). Each value
+        goes once the trie is consistent, as in ``_make_room``.
         """
         cdef Node *node
-        cdef Node *keep = self.queue.keep
+        cdef bint keeping = self.queue.keep != NULL
         cdef size_t stamp
         cdef object value
         cdef bint gone
         cdef Py_ssize_t removed = 0
         while budget > 0 and self.expired_fn is not None:
             node = self.queue.oldest
-            if node == NULL or node == keep:
+            if node == NULL or node == self.queue.keep:
                 break
             if self.dead and not self._live(node):
                 q_unlink(&self.queue, node)
@@ -1391,7 +1391,7 @@ cdef class RadixTrie:
             value = None
             self._evict(node, True)
             removed += 1
-            if self.queue.keep != keep:
+            if keeping and self.queue.keep == NULL:
                 break
         return removed
 

@@ -392,13 +392,13 @@ class RadixTrie(Generic[V]):
         The compiled core's rules: nodes of detached subtrees leave the queue unexamined; the
         walk stops at the first entry that is not expired, at the entry the current write
         stored (``_keep``), when the predicate changed the trie, and when a released value's
-        ``__del__`` wrote to it (``_keep`` changed).
+        ``__del__`` wrote to it (``_keep`` was cleared: a write ends by clearing it).
         """
-        keep = self._keep
+        keeping = self._keep is not None
         removed = 0
         while budget > 0 and self._expired is not None:
             node = self._oldest
-            if node is None or node is keep:
+            if node is None or node is self._keep:
                 break
             if not self._live(node):
                 self._unlink(node)
@@ -412,7 +412,7 @@ class RadixTrie(Generic[V]):
             del value
             self._evict(node, True)
             removed += 1
-            if self._keep is not keep:
+            if keeping and self._keep is None:
                 break
         return removed
 
