@@ -6,16 +6,18 @@ oldest end; ``remove_expired``; the compare-and-delete ``remove_if_is``; and ``M
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib
 import math
 import pickle
 import random
 import threading
+import time
 from typing import Any
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -628,7 +630,14 @@ class ExpiringTrieAgainstModel(RuleBasedStateMachine):
 def test_expiring_trie_follows_the_model(trie_cls: Any) -> None:
     machine = type("ExpiringMachine", (ExpiringTrieAgainstModel,), {"trie_cls": trie_cls})
     run_state_machine_as_test(  # type: ignore[no-untyped-call, unused-ignore]
-        machine, settings=settings(max_examples=60, deadline=None)
+        machine,
+        settings=settings(
+            max_examples=60,
+            stateful_step_count=40,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
     )
 
 
@@ -769,3 +778,45 @@ async def test_fills_drain_expired_entries_too(trie_cls: Any, clock: FakeTime) -
     for i in range(3):
         await cache.get_or_fetch(f"filled/{i}", fetch)
     assert (len(cache), cache.stats().expirations, cache.stats().fills) == (7, 6, 3)
+
+
+def test_threads_share_a_cache_with_max_age(trie_cls: Any) -> None:
+    cache = MemCache(_trie_cls=trie_cls, max_age=60)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    async def work(rng: random.Random) -> None:
+        for i in range(1500):
+            key = f"t{rng.randrange(3)}/{rng.randrange(200)}"
+            op = rng.random()
+            if op < 0.45:
+                await cache.put(key, CachedRows({}, time.time() - rng.choice((0, 0, 3600))))
+            elif op < 0.9:
+                await cache.get(key)
+            elif op < 0.95:
+                await cache.get(key, max_age=math.inf)
+            elif op < 0.97:
+                cache.remove_expired()
+            else:
+                await cache.invalidate_prefix(key[:2])
+
+    def target(seed: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            asyncio.run(work(random.Random(seed)))
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=target, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+        assert not thread.is_alive()
+    assert errors == []
+    assert len(cache) == len(list(cache._trie))
+    assert cache.stats().expirations > 0
+    for key in list(cache._trie):
+        asyncio.run(cache.get(key))  # meets every expired row left: removes it
+    assert all(time.time() - rows.fetched_at < 60 for rows in cache._trie.values())
+    assert len(cache) == len(list(cache._trie))
