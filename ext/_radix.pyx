@@ -1658,6 +1658,11 @@ cdef class RadixTrie:
                 other._set(self.keybuf, n, <object>node.value, own_weight(node))
                 fresh = other.queue.keep
                 other.queue.keep = NULL
+                if fresh == NULL:
+                    # Not linked: expired was cleared by the collector (trie_clear) and the
+                    # copy keeps no queue.
+                    node = link_of(node).newer
+                    continue
                 fresh.flags |= node.flags & F_VISITED
                 if hand_next:
                     other.queue.hand = fresh

@@ -116,6 +116,17 @@ def test_a_write_never_expires_its_own_entry(trie_cls: Any) -> None:
     assert trie.expirations == 1
 
 
+def test_an_expiry_step_goes_on_when_the_write_s_own_node_shrinks(trie_cls: Any) -> None:
+    # Removing a29 leaves the node of a2 (the entry this write stored) without children: the
+    # compiled core reallocates it smaller, which must not end the step early.
+    trie = trie_cls(expired=_older_than_2)
+    trie["a29"] = 0
+    trie["b"] = 0
+    _NOW[0] = 10
+    trie["a2"] = 10
+    assert (_queue(trie), trie.expirations) == (["a2"], 2)
+
+
 def test_a_replaced_key_is_examined_by_its_new_place(trie_cls: Any) -> None:
     trie = trie_cls(expired=_older_than_2)
     trie["a"] = 0
