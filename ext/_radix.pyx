@@ -1407,7 +1407,6 @@ cdef class RadixTrie:
         cdef Py_ssize_t removed
         if not self.linked:
             return 0
-        self.queue.keep = NULL
         removed = self._expire_oldest(self.root.count)
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
@@ -1443,10 +1442,12 @@ cdef class RadixTrie:
             k = source_bytes(source, &n)
         self._set(k, n, value, weight)
         if self.linked:
-            self._make_room()
-            if self.expiry_only:
-                self._expire_oldest(2)
-            self.queue.keep = NULL
+            try:
+                self._make_room()
+                if self.expiry_only:
+                    self._expire_oldest(2)
+            finally:
+                self.queue.keep = NULL  # also when expired raised: keep names no entry
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
         return 0

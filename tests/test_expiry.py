@@ -325,6 +325,12 @@ def test_a_predicate_that_raises_leaves_the_write_done_and_the_trie_consistent(
     trie["d"] = 2  # b: expired, removed; c: not, the walk stops
     assert (sorted(trie), trie.expirations) == (["c", "d"], 1)
     assert len(list(trie)) == len(trie)
+    del trie["c"], trie["d"]
+    trie["e"] = -1
+    with pytest.raises(RuntimeError, match="boom"):
+        trie["f"] = 0  # raises on e; the write's own entry f is not protected after it
+    del trie["e"]
+    assert (trie.remove_expired(), list(trie), trie.expirations) == (1, [], 2)
 
 
 def test_a_predicate_that_writes_ends_the_step(trie_cls: Any) -> None:

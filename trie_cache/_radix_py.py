@@ -428,7 +428,6 @@ class RadixTrie(Generic[V]):
         with self._lock:
             if not self._bounded:
                 return 0
-            self._keep = None
             removed = self._expire_oldest(self._root.count)
             if self._pending:
                 self._release(_SLICE)
@@ -456,10 +455,12 @@ class RadixTrie(Generic[V]):
         """Set ``key`` (checked) with ``weight``, restore the bound, release a slice."""
         old = self._store(key, value, True, weight)
         if self._bounded:
-            self._make_room()
-            if self._expiry_only:
-                self._expire_oldest(2)
-            self._keep = None
+            try:
+                self._make_room()
+                if self._expiry_only:
+                    self._expire_oldest(2)
+            finally:
+                self._keep = None  # also when expired raised: keep names no entry
         del old  # the structure is consistent: the old value may go now
         if self._pending:
             self._release(_SLICE)
