@@ -770,6 +770,20 @@ async def test_a_cache_without_max_age_expires_nothing(trie_cls: Any, clock: Fak
     assert (cache.remove_expired(), len(cache), cache.stats().expirations) == (0, 2, 0)
 
 
+@pytest.mark.parametrize(
+    "ages", [{"max_age": math.inf}, {"max_age": 1, "stale_while_revalidate": math.inf}]
+)
+async def test_nothing_expires_when_rows_stay_servable_forever(
+    trie_cls: Any, clock: FakeTime, ages: dict[str, float]
+) -> None:
+    cache = MemCache(_trie_cls=trie_cls, **ages)
+    assert cache._trie.expired is None  # no queue kept
+    await cache.put("k", CachedRows({}, clock.now - 10**6))
+    await cache.put("j", CachedRows({}, clock.now))
+    await cache.get("k")
+    assert (len(cache), cache.remove_expired(), cache.stats().expirations) == (2, 0, 0)
+
+
 async def test_a_bounded_cache_get_removes_expired_rows_too(trie_cls: Any, clock: FakeTime) -> None:
     cache = MemCache(_trie_cls=trie_cls, max_age=1, max_entries=100, max_bytes=100_000)
     for key in ("a", "b", "c"):
