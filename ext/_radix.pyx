@@ -1651,6 +1651,10 @@ cdef class RadixTrie:
         cdef Node *fresh
         cdef Py_ssize_t n
         cdef bint hand_next = False
+        if not other.linked:
+            # The collector cleared expired (trie_clear) of a trie linked for it alone.
+            other.update(self.items())
+            return other
         while node != NULL:
             if node == self.queue.hand:
                 hand_next = True
@@ -1659,11 +1663,6 @@ cdef class RadixTrie:
                 other._set(self.keybuf, n, <object>node.value, own_weight(node))
                 fresh = other.queue.keep
                 other.queue.keep = NULL
-                if fresh == NULL:
-                    # Not linked: expired was cleared by the collector (trie_clear) and the
-                    # copy keeps no queue.
-                    node = link_of(node).newer
-                    continue
                 fresh.flags |= node.flags & F_VISITED
                 if hand_next:
                     other.queue.hand = fresh
