@@ -175,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A write to a trie with expiry would expire the old rows as they go in: the full tries
     # are built from a state (which stores without expiring) and copied (likewise).
     def template(cache: Any, rows: CachedRows) -> Any:
-        trie = type(cache._trie).__new__(type(cache._trie), expired=cache._trie.expired)
+        cls: Any = type(cache._trie)
+        trie = cls.__new__(cls, expired=cache._trie.expired)
         trie.__setstate__(([(k, rows, 1, False) for k in have], -1))
         return trie
 

@@ -774,7 +774,7 @@ async def test_a_cache_without_max_age_expires_nothing(trie_cls: Any, clock: Fak
     "ages", [{"max_age": math.inf}, {"max_age": 1, "stale_while_revalidate": math.inf}]
 )
 async def test_nothing_expires_when_rows_stay_servable_forever(
-    trie_cls: Any, clock: FakeTime, ages: dict[str, float]
+    trie_cls: Any, clock: FakeTime, ages: dict[str, Any]
 ) -> None:
     cache = MemCache(_trie_cls=trie_cls, **ages)
     assert cache._trie.expired is None  # no queue kept
