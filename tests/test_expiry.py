@@ -12,7 +12,6 @@ import importlib
 import math
 import pickle
 import random
-import threading
 import time
 from typing import Any
 
@@ -27,6 +26,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sieve_model import SieveModel
+from threads import run_threads, unexpected
 
 from trie_cache import CachedRows, MemCache, _cache, _memcache
 
@@ -430,48 +430,33 @@ def test_copies_keep_the_store_order_and_expire_alike(trie_cls: Any, clone: Any)
 
 def test_six_threads_on_one_expiring_trie(trie_cls: Any) -> None:
     trie = trie_cls(expired=_flagged)
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(6)
 
     def work(seed: int) -> None:
         rng = random.Random(seed)
-        try:
-            barrier.wait(timeout=30)
-            for step in range(3000):
-                key = f"t{rng.randrange(6)}/{rng.randrange(300)}"
-                op = rng.random()
-                if op < 0.45:
-                    trie[key] = Flagged(rng.random() < 0.6)
-                elif op < 0.75:
-                    found = trie.get(key)
-                    if found is not None and found.expired:
-                        trie.remove_if_is(key, found)
-                elif op < 0.82:
-                    trie.pop(key, None)
-                elif op < 0.85:
-                    trie.invalidate_prefix(key[:2])
-                elif op < 0.9:
-                    trie.put(key, Flagged(), step % 7)
-                elif op < 0.93:
-                    trie.remove_expired()
-                elif op < 0.95:
-                    trie.copy()
-                else:
-                    for _ in trie.items(key[:2]):
-                        break
-        except RuntimeError as exc:
-            if "changed" not in str(exc):  # an iterator outliving a change is expected
-                errors.append(exc)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
-            errors.append(exc)
+        for step in range(3000):
+            key = f"t{rng.randrange(6)}/{rng.randrange(300)}"
+            op = rng.random()
+            if op < 0.45:
+                trie[key] = Flagged(rng.random() < 0.6)
+            elif op < 0.75:
+                found = trie.get(key)
+                if found is not None and found.expired:
+                    trie.remove_if_is(key, found)
+            elif op < 0.82:
+                trie.pop(key, None)
+            elif op < 0.85:
+                trie.invalidate_prefix(key[:2])
+            elif op < 0.9:
+                trie.put(key, Flagged(), step % 7)
+            elif op < 0.93:
+                trie.remove_expired()
+            elif op < 0.95:
+                trie.copy()
+            else:
+                for _ in trie.items(key[:2]):
+                    break
 
-    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
-        assert not thread.is_alive()
-    assert errors == []
+    assert unexpected(run_threads(work)) == []
     assert len(list(trie)) == len(trie) == sum(1 for _ in trie.values())
     for value in trie.values():
         value.expired = True
@@ -813,8 +798,6 @@ async def test_fills_drain_expired_entries_too(trie_cls: Any, clock: FakeTime) -
 
 def test_threads_share_a_cache_with_max_age(trie_cls: Any) -> None:
     cache = MemCache(_trie_cls=trie_cls, max_age=60)
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(6)
 
     async def work(rng: random.Random) -> None:
         for i in range(1500):
@@ -831,20 +814,7 @@ def test_threads_share_a_cache_with_max_age(trie_cls: Any) -> None:
             else:
                 await cache.invalidate_prefix(key[:2])
 
-    def target(seed: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            asyncio.run(work(random.Random(seed)))
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(seed,)) for seed in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=180)
-        assert not thread.is_alive()
-    assert errors == []
+    assert run_threads(lambda seed: asyncio.run(work(random.Random(seed)))) == []
     assert len(cache) == len(list(cache._trie))
     assert cache.stats().expirations > 0
     for key in list(cache._trie):

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from threads import run_threads
 
 import trie_cache
 from trie_cache import CachedRows, MemCache
@@ -62,21 +63,7 @@ async def test_get_and_base_get_agree(trie_cls: Any) -> None:
 
 
 def _run_in_threads(count: int, work: Any) -> list[BaseException]:
-    errors: list[BaseException] = []
-
-    def target(n: int) -> None:
-        try:
-            asyncio.run(work(n))
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-        assert not thread.is_alive()
-    return errors
+    return run_threads(lambda n: asyncio.run(work(n)), count, timeout=60)
 
 
 def test_threads_with_their_own_loops_share_one_cache(trie_cls: Any) -> None:
