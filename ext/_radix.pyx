@@ -186,19 +186,20 @@ cdef inline int capacity(int kind) noexcept:
     return 256
 
 
-cdef int set_label(Node *node, const uchar *src, size_t plen) noexcept:
-    """Give a node with no heap label the label ``src[:plen]``; -1 when out of memory."""
-    cdef uchar *buf
+cdef inline size_t tail_size(size_t plen) noexcept:
+    """Bytes a node's allocation holds after its struct for a label of ``plen`` bytes."""
+    return plen if plen > INLINE_LABEL else 0
+
+
+cdef inline void put_label(Node *node, size_t size, const uchar *src, size_t plen) noexcept:
+    """Write the label ``src[:plen]`` into a node of struct size ``size`` whose allocation
+    has ``tail_size(plen)`` bytes after the struct; ``src`` must not overlap the node."""
     if plen > INLINE_LABEL:
-        buf = <uchar *>PyMem_Malloc(plen)
-        if buf == NULL:
-            return -1
-        memcpy(buf, src, plen)
-        node.label.ptr = buf
+        node.label.ptr = (<uchar *>node) + size
+        memcpy(node.label.ptr, src, plen)
     elif plen:
         memcpy(node.label.inl, src, plen)
     node.plen = <uint32_t>plen
-    return 0
 
 
 cdef inline Link *link_of(Node *node) noexcept:
@@ -213,22 +214,23 @@ cdef Node *new_node(int kind, const uchar *label, size_t plen, bint linked) noex
     """
     cdef size_t size = node_size(kind)
     cdef size_t extra = sizeof(Link) if linked else 0
-    cdef char *block = <char *>PyMem_Malloc(size + extra)
+    cdef char *block
     cdef Node *node
+    if plen > UINT32_MAX:
+        return NULL
+    block = <char *>PyMem_Malloc(extra + size + tail_size(plen))
     if block == NULL:
         return NULL
-    memset(block, 0, size + extra)
+    memset(block, 0, extra + size)
     node = <Node *>(block + extra)
     node.kind = kind
     node.flags = F_LINKED if linked else 0
-    if set_label(node, label, plen) < 0:
-        PyMem_Free(block)
-        return NULL
+    put_label(node, size, label, plen)
     return node
 
 
 cdef inline void free_block(Node *node) noexcept:
-    """Free the allocation of one node (its Link included), not its heap label."""
+    """Free the allocation of one node (its Link and its label included)."""
     if node.flags & F_LINKED:
         PyMem_Free(link_of(node))
     else:
@@ -236,9 +238,8 @@ cdef inline void free_block(Node *node) noexcept:
 
 
 cdef inline void free_node(Node *node) noexcept:
-    """Free one node's memory; its value and children are the caller's business."""
-    if node.plen > INLINE_LABEL:
-        PyMem_Free(node.label.ptr)
+    """Free one node's memory (its label lives in it); its value and children are the
+    caller's business."""
     free_block(node)
 
 
@@ -397,14 +398,17 @@ cdef inline Node *last_child(Node *node, uchar *byte) noexcept:
     return n256.kids[b]
 
 
-cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
-    """A copy of ``node`` with the children storage of ``kind``; NULL when out of memory.
+cdef Node *rebuild(Node *node, int kind, const uchar *label, size_t plen,
+                   Queue *q) noexcept:
+    """A copy of ``node`` with the children storage of ``kind`` and the label
+    ``label[:plen]`` (which may lie in ``node``); NULL when out of memory.
 
-    The header (label, value, count) and the Link move over as they are; the old node is
-    freed, and the children's parent and the queue's pointers follow the move.
+    The value, count and Link move over as they are; the old node is freed, and the
+    children's parent and the queue's pointers follow the move.
     """
     cdef size_t extra = sizeof(Link) if node.flags & F_LINKED else 0
-    cdef char *block = <char *>PyMem_Malloc(node_size(kind) + extra)
+    cdef size_t size = node_size(kind)
+    cdef char *block
     cdef Node *fresh
     cdef Node *child
     cdef int pos = 0, i = 0, next_pos
@@ -414,14 +418,18 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
     cdef bint is_sorted
     cdef Node48 *s48
     cdef Node256 *s256
+    if plen > UINT32_MAX:
+        return NULL
+    block = <char *>PyMem_Malloc(extra + size + tail_size(plen))
     if block == NULL:
         return NULL
     fresh = <Node *>(block + extra)
-    memset(fresh, 0, node_size(kind))
+    memset(fresh, 0, size)
     if extra:
         memcpy(block, link_of(node), sizeof(Link))
     memcpy(fresh, node, sizeof(Node))
     fresh.kind = kind
+    put_label(fresh, size, label, plen)
     is_sorted = sorted_arrays(fresh, &keys, &kids)
     while True:
         child = child_after(node, pos, &next_pos, &b)
@@ -441,10 +449,16 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
         if extra:
             link_of(child).parent = fresh
         i += 1
-    free_block(node)  # the label, if on the heap, now belongs to fresh
+    free_block(node)
     if extra:
         q_moved(q, node, fresh)
     return fresh
+
+
+cdef inline Node *reshape(Node *node, int kind, Queue *q) noexcept:
+    """``node`` with the children storage of ``kind`` (see rebuild); NULL when out of
+    memory."""
+    return rebuild(node, kind, label_of(node), node.plen, q)
 
 
 cdef inline void insert_sorted(uchar *keys, Node **kids, int n, uchar b, Node *child) noexcept:
@@ -533,55 +547,58 @@ cdef void remove_child(Node **slot, uchar b, Queue *q) noexcept:
             slot[0] = smaller
 
 
-cdef void merge_with_child(Node **slot) noexcept:
+# Labels of merged nodes up to this many bytes are assembled on the stack.
+DEF MERGE_STACK_LABEL = 256
+
+
+cdef void merge_with_child(Node **slot, Queue *q) noexcept:
     """Fold a valueless node with one child into that child (path compression).
 
-    Skipped when out of memory: the unmerged node is still a valid trie.
+    The child is rebuilt with the longer label. Skipped when out of memory: the unmerged
+    node is still a valid trie.
     """
     cdef Node *node = slot[0]
     cdef Node *child
+    cdef Node *fresh
     cdef int next_pos
     cdef uchar b
     cdef size_t total
     cdef uchar *buf
-    cdef uchar tmp[INLINE_LABEL]
+    cdef uchar stack_buf[MERGE_STACK_LABEL]
     child = child_after(node, 0, &next_pos, &b)
     total = <size_t>node.plen + 1 + child.plen
     if total > UINT32_MAX:
         return
-    if total > INLINE_LABEL:
+    buf = stack_buf
+    if total > MERGE_STACK_LABEL:
         buf = <uchar *>PyMem_Malloc(total)
         if buf == NULL:
             return
-        memcpy(buf, label_of(node), node.plen)
-        buf[node.plen] = b
-        memcpy(buf + node.plen + 1, label_of(child), child.plen)
-        if child.plen > INLINE_LABEL:
-            PyMem_Free(child.label.ptr)
-        child.label.ptr = buf
-    else:
-        memcpy(tmp, label_of(node), node.plen)
-        tmp[node.plen] = b
-        memcpy(tmp + node.plen + 1, label_of(child), child.plen)
-        memcpy(child.label.inl, tmp, total)
-    child.plen = <uint32_t>total
-    if child.flags & F_LINKED:
-        link_of(child).parent = link_of(node).parent
-    slot[0] = child
+    memcpy(buf, label_of(node), node.plen)
+    buf[node.plen] = b
+    memcpy(buf + node.plen + 1, label_of(child), child.plen)
+    fresh = rebuild(child, child.kind, buf, total, q)
+    if buf != stack_buf:
+        PyMem_Free(buf)
+    if fresh == NULL:
+        return
+    if fresh.flags & F_LINKED:
+        link_of(fresh).parent = link_of(node).parent
+    slot[0] = fresh
     free_node(node)
 
 
 cdef void cut_label_front(Node *node, size_t cut) noexcept:
-    """Drop the first ``cut`` bytes of a node's label (never allocates)."""
+    """Drop the first ``cut`` bytes of a node's label (never allocates; a long label's
+    bytes stay in the node's allocation)."""
     cdef size_t old = node.plen, rest = node.plen - cut
-    cdef uchar *heap
+    cdef uchar *tail
     if old > INLINE_LABEL:
-        heap = node.label.ptr
+        tail = node.label.ptr
         if rest > INLINE_LABEL:
-            memmove(heap, heap + cut, rest)
+            memmove(tail, tail + cut, rest)
         else:
-            memcpy(node.label.inl, heap + cut, rest)
-            PyMem_Free(heap)
+            memcpy(node.label.inl, tail + cut, rest)
     else:
         memmove(node.label.inl, node.label.inl + cut, rest)
     node.plen = <uint32_t>rest
@@ -643,18 +660,11 @@ cdef inline Node **kid_array(Node *node, int *length) noexcept:
 cdef Node *clone_node(Node *src) noexcept:
     """A copy of one node, children pointers included, holding its own value reference."""
     cdef size_t size = node_size(src.kind)
-    cdef Node *node = <Node *>PyMem_Malloc(size)
-    cdef uchar *label
+    cdef Node *node = <Node *>PyMem_Malloc(size + tail_size(src.plen))
     if node == NULL:
         return NULL
     memcpy(node, src, size)
-    if src.plen > INLINE_LABEL:
-        label = <uchar *>PyMem_Malloc(src.plen)
-        if label == NULL:
-            PyMem_Free(node)
-            return NULL
-        memcpy(label, src.label.ptr, src.plen)
-        node.label.ptr = label
+    put_label(node, size, label_of(src), src.plen)
     if node.value != NULL:
         incref(node.value)
     return node
@@ -1104,7 +1114,7 @@ cdef class RadixTrie:
             if node.value != NULL:
                 return
             if node.nkids == 1:
-                merge_with_child(slot)
+                merge_with_child(slot, &self.queue)
                 return
             if node.nkids != 0:
                 return
