@@ -640,6 +640,36 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
         i += 1
 
 
+cdef Node *find_prefix(Node *node, const uchar *prefix, Py_ssize_t n) noexcept:
+    """The highest node whose keys all start with ``prefix``, or NULL: :meth:`_walk`
+    without the path, for readers."""
+    cdef Py_ssize_t i = 0, rest
+    cdef uint32_t plen
+    cdef Node **slot
+    while True:
+        plen = node.plen
+        if plen:
+            rest = n - i
+            if rest <= plen:
+                return node if memcmp(label_of(node), prefix + i, <size_t>rest) == 0 else NULL
+            if plen > INLINE_LABEL:
+                if not radix_long_label_matches(node.label.ptr, prefix + i, plen):
+                    return NULL
+            elif rest >= 8:
+                if not radix_label_matches(node.label.inl, prefix + i, plen):
+                    return NULL
+            elif memcmp(node.label.inl, prefix + i, plen) != 0:
+                return NULL
+            i += plen
+        if i == n:
+            return node
+        slot = find_child(node, prefix[i])
+        if slot == NULL:
+            return NULL
+        node = slot[0]
+        i += 1
+
+
 cdef inline Node **kid_array(Node *node, int *length) noexcept:
     """The children array of a node and its length; entries may be NULL in Node48/256."""
     cdef uchar *keys
@@ -740,22 +770,35 @@ cdef Node *clone_tree(Node *src) except NULL:
     return top
 
 
-cdef inline Node *lookup(Node *root, object key) except? NULL:
-    """The node holding ``key``'s value, or NULL (TypeError for a non-str key)."""
+# What a lookup returns for a key that holds no value: a node with no value, so that NULL
+# is left to mean an exception (no PyErr_Occurred() call on every miss).
+cdef Node _absent
+
+
+cdef Node *lookup_slow(Node *root, object key) except NULL:
+    """:func:`lookup` for a key that is not a compact ASCII ``str``."""
     cdef Py_ssize_t n
     cdef object source
     cdef uchar buf[4 * SMALL_KEY_CHARS]
-    cdef const uchar *k = ascii_bytes(key, &n)
     cdef Node *node
+    cdef const uchar *k = small_utf8(key, buf, &n)
     if k == NULL:
-        k = small_utf8(key, buf, &n)
-        if k == NULL:
-            source = key_source(key, "keys")
-            k = source_bytes(source, &n)
+        source = key_source(key, "keys")
+        k = source_bytes(source, &n)
     node = find_exact(root, k, n)
-    if node == NULL or node.value == NULL:
-        return NULL
-    return node
+    return &_absent if node == NULL else node
+
+
+cdef inline Node *lookup(Node *root, object key) except NULL:
+    """The node where ``key`` ends, or a node with no value (``_absent``) when no key ends
+    there; its ``value`` says whether ``key`` is stored. TypeError for a non-str key."""
+    cdef Py_ssize_t n
+    cdef Node *node
+    cdef const uchar *k = ascii_bytes(key, &n)
+    if k == NULL:
+        return lookup_slow(root, key)
+    node = find_exact(root, k, n)
+    return &_absent if node == NULL else node
 
 
 cdef Py_ssize_t own_weight(Node *node) noexcept:
@@ -1429,7 +1472,7 @@ cdef class RadixTrie:
 
     def __getitem__(self, key):
         cdef Node *node = lookup(self.root, key)
-        if node == NULL:
+        if node.value == NULL:
             raise KeyError(key)
         if self.linked:
             node.flags |= F_VISITED
@@ -1438,14 +1481,14 @@ cdef class RadixTrie:
     def get(self, key, default=None):
         """The value under ``key``, or ``default``."""
         cdef Node *node = lookup(self.root, key)
-        if node == NULL:
+        if node.value == NULL:
             return default
         if self.linked:
             node.flags |= F_VISITED
         return <object>node.value
 
     def __contains__(self, key):
-        return lookup(self.root, key) != NULL
+        return lookup(self.root, key).value != NULL
 
     def __setitem__(self, key, value):
         cdef Py_ssize_t n
@@ -1493,7 +1536,7 @@ cdef class RadixTrie:
     def setdefault(self, key, default=None):
         """``self[key]`` if present, else store and return ``default``."""
         cdef Node *node = lookup(self.root, key)
-        if node != NULL:
+        if node.value != NULL:
             if self.linked:
                 node.flags |= F_VISITED
             return <object>node.value
@@ -1717,10 +1760,14 @@ cdef class RadixTrie:
 
     def count_prefix(self, prefix):
         """How many keys start with ``prefix``; O(len(prefix))."""
-        cdef Py_ssize_t n, depth, start
-        cdef object source = key_source(prefix, "prefixes")
-        cdef const uchar *p = source_bytes(source, &n)
-        cdef Node *node = self._walk(p, n, False, &depth, &start)
+        cdef Py_ssize_t n
+        cdef object source
+        cdef const uchar *p = ascii_bytes(prefix, &n)
+        cdef Node *node
+        if p == NULL:
+            source = key_source(prefix, "prefixes")
+            p = source_bytes(source, &n)
+        node = find_prefix(self.root, p, n)
         return 0 if node == NULL else node.count
 
     def invalidate_prefix(self, prefix):
