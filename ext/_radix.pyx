@@ -32,6 +32,7 @@ cdef extern from "radix_search.h" nogil:
     bint radix_label_matches(const uchar *label, const uchar *key, uint32_t length)
     bint radix_long_label_matches(const uchar *label, const uchar *key, uint32_t length)
     size_t radix_common_length(const uchar *a, const uchar *b, size_t n)
+    void radix_prefetch_node(const void *node)
 
 cdef extern from "Python.h":
     # Declared here without an exception clause: a NULL result is handled by hand so the
@@ -637,6 +638,7 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
         if slot == NULL:
             return NULL
         node = slot[0]
+        radix_prefetch_node(node)
         i += 1
 
 
@@ -667,6 +669,7 @@ cdef Node *find_prefix(Node *node, const uchar *prefix, Py_ssize_t n) noexcept:
         if slot == NULL:
             return NULL
         node = slot[0]
+        radix_prefetch_node(node)
         i += 1
 
 
@@ -1044,6 +1047,7 @@ cdef class RadixTrie:
                 self.modcount += 1
                 return 1
             slot = child_slot
+            radix_prefetch_node(slot[0])
             i += 1
 
     cdef int _split(self, Node **slot, Py_ssize_t depth, Py_ssize_t m,

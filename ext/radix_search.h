@@ -37,6 +37,17 @@ static __inline int radix_ctz64(uint64_t x) { unsigned long i; _BitScanForward64
 #define radix_ctz64(x) __builtin_ctzll(x)
 #endif
 
+/* Ask for the cache lines of a node's child storage (bytes 64 to 191 of its block) while
+ * its header is still on its way: the search of the header's line then finds the child
+ * pointer's line there already. A hint only: it never faults, whatever the address. */
+#if defined(__GNUC__) || defined(__clang__)
+#define radix_prefetch_node(p) \
+    (__builtin_prefetch((const char *)(p) + 64, 0, 3), \
+     __builtin_prefetch((const char *)(p) + 128, 0, 3))
+#else
+#define radix_prefetch_node(p) ((void)(p))
+#endif
+
 static inline uint64_t radix_load64(const unsigned char *p) {
     uint64_t v;
     memcpy(&v, p, 8);
