@@ -208,7 +208,7 @@ cdef inline Link *link_of(Node *node) noexcept:
     return (<Link *>node) - 1
 
 
-cdef Node *new_node(int kind, const uchar *label, size_t plen, bint linked) noexcept:
+cdef inline Node *new_node(int kind, const uchar *label, size_t plen, bint linked) noexcept:
     """A node of ``kind`` with no value and no children, or NULL when out of memory.
 
     ``linked``: allocate a zeroed Link before the header (nodes of a bounded trie).
@@ -222,8 +222,10 @@ cdef Node *new_node(int kind, const uchar *label, size_t plen, bint linked) noex
     block = <char *>PyMem_Malloc(extra + size + tail_size(plen))
     if block == NULL:
         return NULL
-    memset(block, 0, extra + size)
+    if extra:
+        memset(block, 0, extra)
     node = <Node *>(block + extra)
+    memset(node, 0, size)  # a constant size where inlined with a constant kind: no call
     node.kind = kind
     node.flags = F_LINKED if linked else 0
     put_label(node, size, label, plen)
@@ -1498,13 +1500,16 @@ cdef class RadixTrie:
         cdef Py_ssize_t n
         cdef object source
         cdef const uchar *k
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
         if self.linked:
             self._store(key, value, 1)
             return
         k = ascii_bytes(key, &n)
         if k == NULL:
-            source = key_source(key, "keys")
-            k = source_bytes(source, &n)
+            k = small_utf8(key, buf, &n)
+            if k == NULL:
+                source = key_source(key, "keys")
+                k = source_bytes(source, &n)
         self._set(k, n, value, 1)
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
