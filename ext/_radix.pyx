@@ -16,7 +16,7 @@
 
 from cpython.object cimport PyObject, PyTypeObject, inquiry, traverseproc, visitproc
 from cpython.unicode cimport PyUnicode_AsEncodedString, PyUnicode_Check, PyUnicode_DecodeUTF8
-from libc.stdint cimport uint32_t, UINT32_MAX
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, UINT32_MAX
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memmove, memcmp, memset
@@ -33,6 +33,9 @@ cdef extern from "radix_search.h" nogil:
     bint radix_long_label_matches(const uchar *label, const uchar *key, uint32_t length)
     size_t radix_common_length(const uchar *a, const uchar *b, size_t n)
     void radix_prefetch_node(const void *node)
+    size_t radix_utf8_ucs1(const uint8_t *s, size_t length, uchar *out)
+    size_t radix_utf8_ucs2(const uint16_t *s, size_t length, uchar *out)
+    size_t radix_utf8_ucs4(const uint32_t *s, size_t length, uchar *out)
 
 cdef extern from "Python.h":
     # Declared here without an exception clause: a NULL result is handled by hand so the
@@ -52,7 +55,6 @@ cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
     bint PyUnicode_IS_COMPACT(object s)
     int PyUnicode_KIND(object s)
-    uint32_t PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 
 # How many garbage nodes a write releases on its way out.
 DEF RECLAIM_SLICE = 64
@@ -107,10 +109,9 @@ DEF SMALL_KEY_CHARS = 64
 cdef inline const uchar *small_utf8(object key, uchar *buf, Py_ssize_t *n) noexcept:
     """The UTF-8 bytes (lone surrogates passed through) of a short compact ``str``, written
     into ``buf`` (4 * SMALL_KEY_CHARS bytes), else NULL."""
-    cdef Py_ssize_t length, i, j = 0
+    cdef Py_ssize_t length
     cdef int kind
     cdef void *data
-    cdef uint32_t c
     if not (PyUnicode_CheckExact(key) and PyUnicode_IS_COMPACT(key)):
         return NULL
     length = PyUnicode_GET_LENGTH(key)
@@ -118,27 +119,12 @@ cdef inline const uchar *small_utf8(object key, uchar *buf, Py_ssize_t *n) noexc
         return NULL
     kind = PyUnicode_KIND(key)
     data = PyUnicode_DATA(key)
-    for i in range(length):
-        c = PyUnicode_READ(kind, data, i)
-        if c < 0x80:
-            buf[j] = <uchar>c
-            j += 1
-        elif c < 0x800:
-            buf[j] = <uchar>(0xC0 | (c >> 6))
-            buf[j + 1] = <uchar>(0x80 | (c & 0x3F))
-            j += 2
-        elif c < 0x10000:
-            buf[j] = <uchar>(0xE0 | (c >> 12))
-            buf[j + 1] = <uchar>(0x80 | ((c >> 6) & 0x3F))
-            buf[j + 2] = <uchar>(0x80 | (c & 0x3F))
-            j += 3
-        else:
-            buf[j] = <uchar>(0xF0 | (c >> 18))
-            buf[j + 1] = <uchar>(0x80 | ((c >> 12) & 0x3F))
-            buf[j + 2] = <uchar>(0x80 | ((c >> 6) & 0x3F))
-            buf[j + 3] = <uchar>(0x80 | (c & 0x3F))
-            j += 4
-    n[0] = j
+    if kind == 1:
+        n[0] = <Py_ssize_t>radix_utf8_ucs1(<const uint8_t *>data, <size_t>length, buf)
+    elif kind == 2:
+        n[0] = <Py_ssize_t>radix_utf8_ucs2(<const uint16_t *>data, <size_t>length, buf)
+    else:
+        n[0] = <Py_ssize_t>radix_utf8_ucs4(<const uint32_t *>data, <size_t>length, buf)
     return buf
 
 
