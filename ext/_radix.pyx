@@ -543,8 +543,8 @@ DEF MERGE_STACK_LABEL = 256
 cdef void merge_with_child(Node **slot, Queue *q) noexcept:
     """Fold a valueless node with one child into that child (path compression).
 
-    The child is rebuilt with the longer label. Skipped when out of memory: the unmerged
-    node is still a valid trie.
+    A child whose new label is longer than INLINE_LABEL is rebuilt with it. Skipped when out
+    of memory: the unmerged node is still a valid trie.
     """
     cdef Node *node = slot[0]
     cdef Node *child
@@ -557,6 +557,18 @@ cdef void merge_with_child(Node **slot, Queue *q) noexcept:
     child = child_after(node, 0, &next_pos, &b)
     total = <size_t>node.plen + 1 + child.plen
     if total > UINT32_MAX:
+        return
+    if total <= INLINE_LABEL:
+        # Both labels are inline and so is the result: the child keeps its block.
+        memcpy(stack_buf, label_of(node), node.plen)
+        stack_buf[node.plen] = b
+        memcpy(stack_buf + node.plen + 1, label_of(child), child.plen)
+        memcpy(child.label.inl, stack_buf, total)
+        child.plen = <uint32_t>total
+        if child.flags & F_LINKED:
+            link_of(child).parent = link_of(node).parent
+        slot[0] = child
+        free_node(node)
         return
     buf = stack_buf
     if total > MERGE_STACK_LABEL:
