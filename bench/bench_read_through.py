@@ -5,6 +5,7 @@
                                        [--reads 10] [--fetch-ms 5] [--write-ms 4] [--seed 1]
     python bench/bench_read_through.py --get-cost     # what the stats counters cost on get
     python bench/bench_read_through.py --speed [--rounds 7] [--ops 20000]   # issue-14 targets
+                                       [--fetch-path task|inline]
 
 A fake database holds one version number per tenant. ``--keys`` hot keys
 ``tenant_{t:02d}/clients/page_{n}`` (10 pages a tenant) are read by ``--tasks`` concurrent
@@ -48,6 +49,12 @@ against a hand-written baseline measured in the same run:
 Before timing, every system is checked: single-flight (50 concurrent callers, one fetch),
 shared exceptions, failed fetches not stored, each miss fetched once and stored, and no stale
 read in the mixed workload (sequential and 100 tasks). Exit status 1 if a target is missed.
+
+``--fetch-path`` forces where ``get_or_fetch`` runs a miss's fetch (the default depends on the
+Python version; see trie_cache/_cache.py): ``task``, a task of its own (started eagerly on
+3.12+, a plain task on 3.10/3.11), or ``inline``, its first caller's task (the 3.10/3.11 path,
+which gives up the guarantee that cancelling the first caller leaves the fetch to the others).
+The first line of the output says which path ran.
 """
 
 from __future__ import annotations
@@ -63,7 +70,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from trie_cache import CORE, Cache, CachedRows, MemCache
+from trie_cache import CORE, Cache, CachedRows, MemCache, _cache
 
 PAGES_PER_TENANT = 10
 
@@ -532,7 +539,12 @@ def measure_speed(rounds: int, ops: int, seed: int) -> int:
     finally:
         gc.enable()
         loop.close()
-    print(f"# read-through speed, core {CORE}, best of {rounds} rounds x {ops:,} operations")
+    where = "a task of its own" if _cache._FETCH_IN_TASK else "its first caller's task"
+    eager = ", started eagerly" if _cache._FETCH_IN_TASK and _cache._EAGER else ""
+    print(
+        f"# read-through speed, core {CORE}, Python {sys.version.split()[0]}, "
+        f"best of {rounds} rounds x {ops:,} operations; a fetch runs in {where}{eager}"
+    )
     print(f"{'case':<20}{'system':<22}{'us/op':>8}{'ratio':>8} target")
     missed = 0
     for case, systems in cases.items():
@@ -562,7 +574,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", action="store_true", help="time the issue-14 targets")
     parser.add_argument("--rounds", type=int, default=7, help="--speed: rounds (best of)")
     parser.add_argument("--ops", type=int, default=20_000, help="--speed: operations a round")
+    parser.add_argument(
+        "--fetch-path",
+        choices=("task", "inline"),
+        help="where a miss runs its fetch (default: this Python's; see trie_cache._cache)",
+    )
     args = parser.parse_args(argv)
+    if args.fetch_path is not None:
+        _cache._FETCH_IN_TASK = args.fetch_path == "task"
     if args.speed:
         assert CORE == "cython", f"benchmark the compiled core, not {CORE!r}"
         return measure_speed(args.rounds, args.ops, args.seed)

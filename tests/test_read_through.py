@@ -8,6 +8,7 @@ single-flights.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
 import threading
 import time
@@ -24,6 +25,17 @@ ALL = pytest.mark.also_nocache
 # asyncio.timeout (what these tests put inside a fetch) is new in Python 3.11.
 NEEDS_ASYNCIO_TIMEOUT = pytest.mark.skipif(
     sys.version_info < (3, 11), reason="asyncio.timeout is new in Python 3.11"
+)
+# Where a miss runs its fetch (trie_cache/_cache.py's module docstring): in a task of its own,
+# started eagerly, on Python 3.12+; in its first caller's task on 3.10 and 3.11, which have no
+# eager task start. CI runs 3.10-3.13, so each kind of test runs somewhere.
+FETCH_IN_A_TASK = pytest.mark.skipif(
+    sys.version_info < (3, 12),
+    reason="Python 3.10/3.11 run the fetch in its first caller's task (no eager task start)",
+)
+FETCH_IN_THE_CALLERS_TASK = pytest.mark.skipif(
+    sys.version_info >= (3, 12),
+    reason="Python 3.12+ runs the fetch in a task of its own, started eagerly",
 )
 
 ROWS = CachedRows({"r1": {"v": 1}}, 1_700_000_000.0)
@@ -168,10 +180,43 @@ async def test_fetch_returning_no_rows_is_type_error_and_not_cached(
 
 
 @ALL
+@pytest.mark.parametrize("ready", [False, True])
+async def test_a_fetch_returning_a_future_is_awaited(
+    cache: Cache, cache_backend: str, ready: bool
+) -> None:
+    # Any awaitable will do, not only a coroutine (on 3.12+ a coroutine wraps it for the task).
+    future: asyncio.Future[CachedRows] = asyncio.get_running_loop().create_future()
+    if ready:
+        future.set_result(ROWS)
+    else:
+        asyncio.get_running_loop().call_later(0.01, future.set_result, ROWS)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", lambda: future)) for _ in range(3)]
+    assert await asyncio.gather(*callers) == [ROWS] * 3
+    # A done future does not suspend: on NoCache, which stores nothing, each call fetches.
+    assert cache.stats().fetches == (3 if ready and cache_backend == "nocache" else 1)
+
+
+@ALL
 async def test_fetch_that_is_not_async_is_type_error(cache: Cache) -> None:
     with pytest.raises(TypeError):
         await cache.get_or_fetch("k", lambda: ROWS)  # type: ignore[arg-type,return-value]
     assert cache.stats().fetch_errors == 1
+
+
+@ALL
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+async def test_a_fetch_raising_keyboard_interrupt_at_once_leaves_no_flight(
+    cache: Cache, exc_type: type[BaseException]
+) -> None:
+    async def fetch() -> CachedRows:
+        raise exc_type
+
+    with pytest.raises(exc_type):
+        await cache.get_or_fetch("k", fetch)
+    assert not cache._flights  # a later caller must not join a flight nobody will finish
+    assert await asyncio.wait_for(cache.get_or_fetch("k", Fetcher()), 10) == ROWS
+    stats = cache.stats()
+    assert (stats.fetches, stats.fetches_cancelled) == (2, 1)
 
 
 @ALL
@@ -194,6 +239,82 @@ async def test_cancelling_a_caller_that_joined_does_not_cancel_the_fetch(
 
 
 @ALL
+@FETCH_IN_A_TASK
+async def test_cancelling_the_first_caller_leaves_the_fetch_to_the_others(
+    cache: Cache, cache_backend: str
+) -> None:
+    fetch = Fetcher(gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    callers[0].cancel()
+    await _settle()
+    assert callers[0].cancelled()
+    assert not fetch.cancelled
+    fetch.gate.set()
+    assert await asyncio.gather(*callers[1:]) == [ROWS, ROWS]
+    assert fetch.calls == 1
+    stats = cache.stats()
+    assert (stats.fetches, stats.fetches_cancelled, stats.coalesced) == (1, 0, 2)
+    if cache_backend != "nocache":
+        assert await cache.get("k") == ROWS
+
+
+@ALL
+@FETCH_IN_A_TASK
+async def test_the_first_caller_cancelled_then_the_fetch_fails_the_others_get_the_error(
+    cache: Cache,
+) -> None:
+    error = LookupError("database down")
+    fetch = Fetcher(error, gated=True)
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    callers[0].cancel()
+    await _settle()
+    fetch.gate.set()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert outcomes[1:] == [error, error]
+    assert fetch.calls == 1
+    assert cache.stats().fetch_errors == 1
+
+
+class Unwinding(Fetcher):
+    """Records when its ``finally`` ran."""
+
+    def __init__(self) -> None:
+        super().__init__(gated=True)
+        self.unwound = asyncio.Event()
+
+    async def __call__(self) -> Any:
+        try:
+            return await super().__call__()
+        finally:
+            self.unwound.set()
+
+
+@ALL
+@FETCH_IN_A_TASK
+async def test_the_last_caller_to_leave_cancels_the_fetch(cache: Cache) -> None:
+    fetch = Unwinding()
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    for caller in callers[:2]:
+        caller.cancel()
+        await _settle()
+        assert caller.cancelled()
+        assert not fetch.unwound.is_set()  # someone still waits: the fetch goes on
+    callers[2].cancel()
+    await asyncio.wait_for(fetch.unwound.wait(), 10)  # the fetch's finally runs
+    assert fetch.cancelled and callers[2].cancelled()
+    await _settle()
+    stats = cache.stats()
+    assert (stats.fetches, stats.fetches_cancelled) == (1, 1)
+    assert not cache._flights
+    assert await cache.get("k") is None
+
+
+@ALL
+@FETCH_IN_THE_CALLERS_TASK
 async def test_cancelling_the_first_caller_cancels_its_fetch_and_the_others_fetch_anew(
     cache: Cache, cache_backend: str
 ) -> None:
@@ -422,6 +543,7 @@ async def test_cancelling_the_caller_during_the_write_still_stores() -> None:
 
 
 @ALL
+@FETCH_IN_THE_CALLERS_TASK
 async def test_a_lone_miss_runs_the_fetch_in_the_callers_task(cache: Cache) -> None:
     seen: list[Any] = []
 
@@ -435,6 +557,141 @@ async def test_a_lone_miss_runs_the_fetch_in_the_callers_task(cache: Cache) -> N
     assert await caller == ROWS
     # No task of its own: the fetch ran in the caller's task (the test's task plus it).
     assert seen == [(caller, 2), (caller, 2)]
+
+
+# Backends whose read and store never await (LmdbCache's go through its threads).
+SYNCHRONOUS_BACKENDS = pytest.mark.parametrize(
+    "cache_backend", ["mem-cython", "mem-python", "nocache"], indirect=True
+)
+
+
+@SYNCHRONOUS_BACKENDS
+@FETCH_IN_A_TASK
+async def test_a_fetch_runs_in_a_task_of_its_own_started_at_once(cache: Cache) -> None:
+    ran: list[str] = []
+    seen: list[Any] = []
+
+    async def bystander() -> None:
+        ran.append("bystander")
+
+    async def fetch() -> CachedRows:
+        seen.append((asyncio.current_task(), list(ran)))
+        await asyncio.sleep(0)
+        seen.append((asyncio.current_task(), list(ran)))
+        return ROWS
+
+    other = asyncio.create_task(bystander())  # runs at the loop's next iteration
+    me = asyncio.current_task()
+    assert await cache.get_or_fetch("k", fetch) == ROWS
+    await other
+    (first, ran_before), (second, ran_after) = seen
+    assert first is second and first is not me  # one task of its own ...
+    assert ran_before == []  # ... whose first step ran inside the call, before the loop
+    assert ran_after == ["bystander"]
+
+
+@SYNCHRONOUS_BACKENDS
+@pytest.mark.parametrize("outcome", ["rows", "error"])
+async def test_a_fetch_that_never_suspends_costs_no_loop_iteration(
+    cache: Cache, outcome: str
+) -> None:
+    error = LookupError("not found")
+    fetch = Fetcher(ROWS if outcome == "rows" else error)  # its gate is open: no suspension
+    ran: list[str] = []
+
+    async def bystander() -> None:
+        ran.append("bystander")
+
+    other = asyncio.create_task(bystander())  # runs at the loop's next iteration
+    if outcome == "rows":
+        assert await cache.get_or_fetch("k", fetch) == ROWS
+    else:
+        with pytest.raises(LookupError) as raised:
+            await cache.get_or_fetch("k", fetch)
+        assert raised.value is error
+    assert ran == []  # the miss came and went without the loop running anything else
+    assert fetch.calls == 1
+    await other
+    assert ran == ["bystander"]
+
+
+@ALL
+async def test_a_fetch_that_reads_through_the_cache_itself(cache: Cache) -> None:
+    # Nested misses (eagerly started tasks inside an eagerly started task, on 3.12+): each
+    # gets its rows, and the current task is the caller's again afterwards.
+    me = asyncio.current_task()
+
+    async def inner() -> CachedRows:
+        return NEW
+
+    async def inner_suspending() -> CachedRows:
+        await asyncio.sleep(0)
+        return NEW
+
+    async def outer() -> CachedRows:
+        assert await cache.get_or_fetch("inner/1", inner) == NEW
+        assert await cache.get_or_fetch("inner/2", inner_suspending) == NEW
+        return ROWS
+
+    assert await cache.get_or_fetch("outer", outer) == ROWS
+    assert asyncio.current_task() is me
+    assert cache.stats().fetches == 3
+
+
+@ALL
+async def test_a_fetch_that_raises_cancelled_itself_is_shared_not_retried(
+    cache: Cache,
+) -> None:
+    # Nobody cancelled the callers: the fetch's CancelledError is its outcome, shared like
+    # any exception, and nobody starts the fetch again.
+    gate = asyncio.Event()
+    calls = 0
+
+    async def fetch() -> CachedRows:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        raise asyncio.CancelledError
+
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    gate.set()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert all(isinstance(o, asyncio.CancelledError) for o in outcomes), outcomes
+    assert calls == 1
+    assert cache.stats().fetches_cancelled == 1
+
+
+CALLER = contextvars.ContextVar[str]("CALLER")
+
+
+@FETCH_IN_A_TASK
+async def test_a_fetch_sees_a_copy_of_the_callers_context(cache: Cache) -> None:
+    seen: list[str] = []
+
+    async def fetch() -> CachedRows:
+        seen.append(CALLER.get())
+        CALLER.set("set by the fetch")
+        await asyncio.sleep(0)
+        return ROWS
+
+    CALLER.set("the caller's")
+    assert await cache.get_or_fetch("k", fetch) == ROWS
+    assert seen == ["the caller's"]
+    assert CALLER.get() == "the caller's"  # the fetch's own set stayed in its copy
+
+
+@FETCH_IN_THE_CALLERS_TASK
+async def test_a_fetch_runs_in_the_callers_context(cache: Cache) -> None:
+    async def fetch() -> CachedRows:
+        assert CALLER.get() == "the caller's"
+        CALLER.set("set by the fetch")
+        await asyncio.sleep(0)
+        return ROWS
+
+    CALLER.set("the caller's")
+    assert await cache.get_or_fetch("k", fetch) == ROWS
+    assert CALLER.get() == "set by the fetch"  # as if the caller had awaited it directly
 
 
 @ALL
@@ -456,6 +713,87 @@ async def test_a_timeout_inside_the_fetch_reaches_every_caller(cache: Cache) -> 
     assert calls == 1
     assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
     assert cache.stats().fetch_errors == 1
+
+
+@ALL
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in Python 3.11")
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_task_group_inside_the_fetch(cache: Cache, fails: bool) -> None:
+    error = LookupError("one query failed")
+    gate = asyncio.Event()
+    calls = 0
+
+    async def part(n: int) -> dict[str, int]:
+        await gate.wait()
+        if fails and n == 1:
+            raise error
+        return {"n": n}
+
+    async def fetch() -> Mapping[str, Mapping[str, Any]]:
+        nonlocal calls
+        calls += 1
+        async with asyncio.TaskGroup() as group:
+            parts = [group.create_task(part(n)) for n in range(3)]
+        return {f"r{n}": p.result() for n, p in enumerate(parts)}
+
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    gate.set()
+    outcomes = await asyncio.gather(*callers, return_exceptions=True)
+    assert calls == 1
+    if fails:
+        # One ExceptionGroup (new in 3.11, hence no name here), the same for every caller.
+        assert outcomes[0] is outcomes[1] is outcomes[2]
+        assert getattr(outcomes[0], "exceptions", None) == (error,), outcomes
+    else:
+        assert all(o == outcomes[0] for o in outcomes)
+        assert list(outcomes[0].rows) == ["r0", "r1", "r2"]  # type: ignore[union-attr]
+
+
+@ALL
+@FETCH_IN_A_TASK
+async def test_a_timeout_inside_the_fetch_after_its_first_caller_left(cache: Cache) -> None:
+    # The timeout acts on the fetch's task, not on the caller that started it.
+    never = asyncio.Event()
+    calls = 0
+
+    async def fetch() -> CachedRows:
+        nonlocal calls
+        calls += 1
+        async with asyncio.timeout(0.1):
+            await never.wait()
+        return ROWS
+
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    callers[0].cancel()
+    outcomes = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 10)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert all(isinstance(o, TimeoutError) for o in outcomes[1:]), outcomes
+    assert calls == 1
+    assert cache.stats().fetch_errors == 1
+
+
+@ALL
+@FETCH_IN_A_TASK
+async def test_a_timeout_around_the_first_call_leaves_the_fetch_to_the_others(
+    cache: Cache,
+) -> None:
+    fetch = Fetcher(gated=True)
+
+    async def impatient() -> Any:
+        async with asyncio.timeout(0.05):
+            return await cache.get_or_fetch("k", fetch)
+
+    first = asyncio.create_task(impatient())
+    await fetch.started.wait()
+    patient = asyncio.create_task(cache.get_or_fetch("k", fetch))
+    with pytest.raises(TimeoutError):
+        await first
+    assert not fetch.cancelled
+    fetch.gate.set()
+    assert await patient == ROWS
+    assert fetch.calls == 1
 
 
 @ALL
@@ -670,6 +1008,7 @@ async def _cancelled(cache: Cache) -> None:
     await fetch.started.wait()
     caller.cancel()
     await asyncio.gather(caller, return_exceptions=True)
+    await _settle()  # on 3.12+ the fetch's own task ends at a later loop iteration
     assert fetch.cancelled
 
 
