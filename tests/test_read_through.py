@@ -49,6 +49,20 @@ class Fetcher(SteeredFetch):
         super().__init__(result, gated=gated)
 
 
+class TimesOut:
+    """A fetch whose rows never come: an ``asyncio.timeout`` inside it fires after ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    async def __call__(self) -> CachedRows:
+        self.calls += 1
+        async with asyncio.timeout(self.seconds):
+            await asyncio.Event().wait()
+        return ROWS
+
+
 async def _settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
@@ -724,20 +738,12 @@ async def test_a_fetch_runs_in_the_callers_context(cache: Cache) -> None:
 @ALL
 @NEEDS_ASYNCIO_TIMEOUT
 async def test_a_timeout_inside_the_fetch_reaches_every_caller(cache: Cache) -> None:
-    never = asyncio.Event()
-    calls = 0
-
-    async def fetch() -> CachedRows:
-        nonlocal calls
-        calls += 1
-        async with asyncio.timeout(0.05):
-            await never.wait()
-        return ROWS
-
-    outcomes = await asyncio.gather(
-        *(cache.get_or_fetch("k", fetch) for _ in range(3)), return_exceptions=True
+    fetch = TimesOut(0.05)
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(cache.get_or_fetch("k", fetch) for _ in range(3)), return_exceptions=True),
+        10,
     )
-    assert calls == 1
+    assert fetch.calls == 1
     assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
     assert cache.stats().fetch_errors == 1
 
@@ -781,23 +787,14 @@ async def test_a_task_group_inside_the_fetch(cache: Cache, fails: bool) -> None:
 @FETCH_IN_A_TASK
 async def test_a_timeout_inside_the_fetch_after_its_first_caller_left(cache: Cache) -> None:
     # The timeout acts on the fetch's task, not on the caller that started it.
-    never = asyncio.Event()
-    calls = 0
-
-    async def fetch() -> CachedRows:
-        nonlocal calls
-        calls += 1
-        async with asyncio.timeout(0.1):
-            await never.wait()
-        return ROWS
-
+    fetch = TimesOut(0.1)
     callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
     await _all_joined(cache, 3)
     callers[0].cancel()
     outcomes = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 10)
     assert isinstance(outcomes[0], asyncio.CancelledError)
     assert all(isinstance(o, TimeoutError) for o in outcomes[1:]), outcomes
-    assert calls == 1
+    assert fetch.calls == 1
     assert cache.stats().fetch_errors == 1
 
 
@@ -834,23 +831,6 @@ async def test_every_caller_cancelled_in_turn_leaves_nothing_behind(cache: Cache
     assert all(c.cancelled() for c in callers)
     assert not cache._flights
     assert cache.stats().fetches == cache.stats().fetches_cancelled
-
-
-@ALL
-@NEEDS_ASYNCIO_TIMEOUT
-async def test_a_timeout_inside_the_fetch_reaches_it_while_others_wait(cache: Cache) -> None:
-    never = asyncio.Event()
-
-    async def fetch() -> CachedRows:
-        async with asyncio.timeout(0.05):
-            await never.wait()
-        return ROWS
-
-    first = asyncio.create_task(cache.get_or_fetch("k", fetch))
-    others = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(2)]
-    outcomes = await asyncio.wait_for(asyncio.gather(first, *others, return_exceptions=True), 10)
-    assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
-    assert cache.stats().fetch_errors == 1
 
 
 @ALL

@@ -239,7 +239,8 @@ class CacheStats:
     evictions: int = 0
     """Entries removed to make room under ``max_entries`` / ``max_bytes`` (MemCache)."""
     expirations: int = 0
-    """Entries removed by the eviction hand because older than the cache's ``max_age``."""
+    """Entries removed because expired: older than the cache's ``max_age`` plus its default
+    stale window (MemCache: by a default ``get``, a write, the eviction hand, ``remove_expired``)."""
     oversized: int = 0
     """Rows not stored because heavier than ``max_bytes`` on their own."""
     remote_invalidations: int = 0
