@@ -17,7 +17,8 @@ Sections (``--only misses,speed,memory,bytes``; all by default):
   get (hit), put (replace), put (new key: the bounded trie is full, so each put evicts), and
   ``await MemCache.get`` bounded against unbounded. Targets: get ≤ 1.1x, put ≤ 1.3x.
 * memory: RSS growth per entry of a fresh subprocess holding ``--keys`` keys, keys included:
-  ``dict``, the unbounded trie and the bounded one. Target: bounded ≤ 0.65x the dict.
+  ``dict``, the unbounded trie, the bounded one, and an unbounded one with ``expired`` (the
+  queue ``MemCache(max_age=...)`` keeps for expiry). Target: bounded ≤ 0.65x the dict.
 * bytes: a fresh subprocess fills ``MemCache(max_bytes=64 MiB)`` with 1,000,000 distinct pages
   of about 1 KiB of rows; its RSS may grow by at most 1.5 x 64 MiB. Also how ``nbytes``
   compares with what ``tracemalloc`` sees for the same rows.
@@ -406,6 +407,8 @@ def memory_child(kind: str, total: int) -> None:
         mapping = RadixTrie()
     elif kind == "bounded":
         mapping = RadixTrie(max_entries=total)
+    elif kind == "expiring":
+        mapping = RadixTrie(expired=lambda value: False)
     for j in order:
         if j % per < half:
             mapping[f"tenant_{j // per:05d}/clients/page_{j % per}"] = value
@@ -428,7 +431,8 @@ def section_memory(core: str, total: int, runs: int) -> None:
         )
         return float(out.stdout.strip())
 
-    figures = {kind: [measure(kind) for _ in range(runs)] for kind in ("dict", "trie", "bounded")}
+    kinds = ("dict", "trie", "bounded", "expiring")
+    figures = {kind: [measure(kind) for _ in range(runs)] for kind in kinds}
     d = min(figures["dict"])
     print(
         f"Memory per entry: RSS growth of a fresh process holding {total:,} keys of the README's "
@@ -439,6 +443,7 @@ def section_memory(core: str, total: int, runs: int) -> None:
         ("dict", "dict"),
         ("trie", "RadixTrie()"),
         ("bounded", f"RadixTrie(max_entries={total:,})"),
+        ("expiring", "RadixTrie(expired=...)"),
     ):
         b = min(figures[kind])
         verdict = ""
@@ -657,7 +662,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--soak", action="store_true", help="also run the soak")
     p.add_argument("--soak-ops", type=int, default=10_000_000)
     p.add_argument("--soak-entries", type=int, default=100_000)
-    p.add_argument("--memory-child", choices=("dict", "trie", "bounded"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--memory-child", choices=("dict", "trie", "bounded", "expiring"), help=argparse.SUPPRESS
+    )
     p.add_argument("--bytes-child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]

@@ -38,7 +38,10 @@ against a hand-written baseline measured in the same run:
 
 * miss: ``MemCache.get_or_fetch`` on fresh keys, the fetch returning prebuilt rows, against
   ``FuturesSingleFlight`` (a dict of rows and a dict of futures; the first caller awaits the
-  fetch inline). Target <= 2x. "miss, fetch yields" is the same with a fetch that suspends
+  fetch inline, and stores only if its future is still the key's, so that an invalidation
+  during the fetch refuses the fill). Target <= 2x. "miss, task baseline" is the same against
+  ``TaskSingleFlight``, that baseline with the fetch in an eagerly started task (3.12+) as
+  ``get_or_fetch`` runs it there: no target, it tells the task's cost from the rest. "miss, fetch yields" is the same with a fetch that suspends
   once (``asyncio.sleep(0)``): the general path; no target.
 * mixed: 100 tenants x 1,000 pages, 90% ``get_or_fetch`` of a random page, 10% a write to a
   random tenant followed by its invalidation (``invalidate_prefix("tenant_XXX/")``), against
@@ -47,7 +50,7 @@ against a hand-written baseline measured in the same run:
 * hit: ``await get_or_fetch`` against ``await get`` on 100,000 stored keys. Target <= 1.1x.
 
 Before timing, every system is checked: single-flight (50 concurrent callers, one fetch),
-shared exceptions, failed fetches not stored, each miss fetched once and stored, and no stale
+shared exceptions, failed fetches not stored, a fill refused after an invalidation, each miss fetched once and stored, and no stale
 read in the mixed workload (sequential and 100 tasks). Exit status 1 if a target is missed.
 
 ``--fetch-path`` forces where ``get_or_fetch`` runs a miss's fetch (the default depends on the
@@ -240,7 +243,9 @@ SPEED_PAGES = 1_000
 
 class FuturesSingleFlight:
     """Hand-written baseline 1: a dict of rows and a dict of futures; the first caller of a
-    key awaits the fetch inline, later ones await its future. No invalidation."""
+    key awaits the fetch inline, later ones await its future. ``invalidate(key)`` drops the
+    key and its future: a fetch in flight then answers its callers but stores nothing (its
+    future is no longer the key's), as ``get_or_fetch`` refuses a stale fill."""
 
     def __init__(self) -> None:
         self.data: dict[str, CachedRows] = {}
@@ -250,25 +255,81 @@ class FuturesSingleFlight:
         rows = self.data.get(key)
         if rows is not None:
             return rows
-        fut = self.inflight.get(key)
+        inflight = self.inflight
+        fut = inflight.get(key)
         if fut is not None:
             return await asyncio.shield(fut)
         fut = asyncio.get_running_loop().create_future()
-        self.inflight[key] = fut
+        inflight[key] = fut
         try:
             rows = await fetch()
         except BaseException as exc:
-            del self.inflight[key]
+            if inflight.get(key) is fut:
+                del inflight[key]
             if isinstance(exc, Exception):
                 fut.set_exception(exc)
                 fut.exception()
             else:
                 fut.cancel()
             raise
-        self.data[key] = rows
-        del self.inflight[key]
+        if inflight.get(key) is fut:  # not invalidated while fetching
+            del inflight[key]
+            self.data[key] = rows
         fut.set_result(rows)
         return rows
+
+    def invalidate(self, key: str) -> None:
+        self.data.pop(key, None)
+        self.inflight.pop(key, None)
+
+
+class TaskSingleFlight(FuturesSingleFlight):
+    """``FuturesSingleFlight`` with the fetch in a task of its own, started eagerly on Python
+    3.12+ (a plain task before), as ``get_or_fetch`` runs it there so that a cancelled caller
+    never cancels the fetch for the others: a fetch that never suspends leaves the task done
+    at once. No target: it shows what that task costs a hand-written miss."""
+
+    async def get_or_fetch(self, key: str, fetch: Callable[[], Awaitable[CachedRows]]) -> Any:
+        rows = self.data.get(key)
+        if rows is not None:
+            return rows
+        inflight = self.inflight
+        fut = inflight.get(key)
+        if fut is not None:
+            return await asyncio.shield(fut)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        inflight[key] = fut
+        coro: Any = fetch()
+        task: asyncio.Task[CachedRows]
+        try:
+            if EAGER:
+                task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+            else:
+                task = asyncio.Task(coro, loop=loop)
+            fetched = task.result() if task.done() else await asyncio.shield(task)
+        except BaseException as exc:
+            if inflight.get(key) is fut:
+                del inflight[key]
+            if isinstance(exc, Exception):
+                fut.set_exception(exc)
+                fut.exception()
+            else:
+                fut.cancel()
+            raise
+        if inflight.get(key) is fut:  # not invalidated while fetching
+            del inflight[key]
+            self.data[key] = fetched
+        fut.set_result(fetched)
+        return fetched
+
+
+EAGER = sys.version_info >= (3, 12)
+SINGLE_FLIGHTS: dict[str, Callable[[], Any]] = {
+    "FuturesSingleFlight": FuturesSingleFlight,
+    "TaskSingleFlight": TaskSingleFlight,
+    "MemCache": MemCache,
+}
 
 
 class TenantDicts:
@@ -398,7 +459,7 @@ async def run_misses(system: str, keys: list[str], check: bool, suspend: bool = 
             await asyncio.sleep(0)
         return rows
 
-    target: Any = FuturesSingleFlight() if system == "FuturesSingleFlight" else MemCache()
+    target = SINGLE_FLIGHTS[system]()
     gof = target.get_or_fetch
     t0 = time.process_time_ns()
     for k in keys:
@@ -414,7 +475,8 @@ async def run_misses(system: str, keys: list[str], check: bool, suspend: bool = 
 
 async def check_single_flight(system: str) -> None:
     """Both read-through systems: 50 concurrent callers of one key share one fetch, and
-    its exception; a failed fetch is not stored."""
+    its exception; a failed fetch is not stored; nor is a fetch the key's invalidation
+    overtook."""
     gate = asyncio.Event()
     calls = 0
     rows = CachedRows({"1": {"id": 1}})
@@ -429,7 +491,7 @@ async def check_single_flight(system: str) -> None:
         await asyncio.sleep(0)
         raise LookupError("down")
 
-    target: Any = FuturesSingleFlight() if system == "FuturesSingleFlight" else MemCache()
+    target = SINGLE_FLIGHTS[system]()
     callers = [asyncio.create_task(target.get_or_fetch("k", fetch)) for _ in range(50)]
     await asyncio.sleep(0)
     gate.set()
@@ -440,6 +502,20 @@ async def check_single_flight(system: str) -> None:
     )
     assert all(isinstance(o, LookupError) for o in outcomes), (system, outcomes)
     assert (await target.get_or_fetch("e", fetch)) is rows
+    # A stale fill is refused: the key invalidated while its fetch runs is not stored.
+    gate.clear()
+    caller = asyncio.create_task(target.get_or_fetch("s", fetch))
+    await asyncio.sleep(0)
+    if system != "MemCache":
+        target.invalidate("s")
+    else:
+        await target.invalidate_prefix("s")
+    gate.set()
+    assert (await caller) is rows, system
+    calls = 0
+    gate.set()
+    assert (await target.get_or_fetch("s", fetch)) is rows
+    assert calls == 1, (system, "a fill after an invalidation was stored")
 
 
 async def run_hits(kind: str, cache: MemCache, keys: list[str]) -> int:
@@ -466,7 +542,7 @@ def measure_speed(rounds: int, ops: int, seed: int) -> int:
     run = loop.run_until_complete
     rng = random.Random(seed)
     # Correctness first, for every system (untimed).
-    for system in ("MemCache", "FuturesSingleFlight"):
+    for system in SINGLE_FLIGHTS:
         run(check_single_flight(system))
         run(run_misses(system, [f"check/{i}" for i in range(1_000)], check=True))
     check_ops = mixed_ops(20_000, seed + 1)
@@ -497,6 +573,14 @@ def measure_speed(rounds: int, ops: int, seed: int) -> int:
                 run_misses("MemCache", [f"m{r}/{i}" for i in range(ops)], False)
             ),
         },
+        "miss, task baseline": {
+            "TaskSingleFlight": lambda r: run(
+                run_misses("TaskSingleFlight", [f"t{r}/{i}" for i in range(ops)], False)
+            ),
+            "MemCache": lambda r: run(
+                run_misses("MemCache", [f"t{r}/{i}" for i in range(ops)], False)
+            ),
+        },
         "miss, fetch yields": {
             "FuturesSingleFlight": lambda r: run(
                 run_misses("FuturesSingleFlight", [f"y{r}/{i}" for i in range(ops)], False, True)
@@ -520,6 +604,7 @@ def measure_speed(rounds: int, ops: int, seed: int) -> int:
     }
     targets = {
         "miss": 2.0,
+        "miss, task baseline": None,
         "miss, fetch yields": None,
         "mixed, sequential": 1.5,
         "mixed, 100 tasks": 1.5,

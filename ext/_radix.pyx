@@ -16,7 +16,7 @@
 
 from cpython.object cimport PyObject, PyTypeObject, inquiry, traverseproc, visitproc
 from cpython.unicode cimport PyUnicode_AsEncodedString, PyUnicode_Check, PyUnicode_DecodeUTF8
-from libc.stdint cimport uint32_t, UINT32_MAX
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, UINT32_MAX
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memmove, memcmp, memset
@@ -32,6 +32,10 @@ cdef extern from "radix_search.h" nogil:
     bint radix_label_matches(const uchar *label, const uchar *key, uint32_t length)
     bint radix_long_label_matches(const uchar *label, const uchar *key, uint32_t length)
     size_t radix_common_length(const uchar *a, const uchar *b, size_t n)
+    void radix_prefetch_node(const void *node)
+    size_t radix_utf8_ucs1(const uint8_t *s, size_t length, uchar *out)
+    size_t radix_utf8_ucs2(const uint16_t *s, size_t length, uchar *out)
+    size_t radix_utf8_ucs4(const uint32_t *s, size_t length, uchar *out)
 
 cdef extern from "Python.h":
     # Declared here without an exception clause: a NULL result is handled by hand so the
@@ -51,7 +55,6 @@ cdef extern from "Python.h":
     const Py_ssize_t PY_SSIZE_T_MAX
     bint PyUnicode_IS_COMPACT(object s)
     int PyUnicode_KIND(object s)
-    uint32_t PyUnicode_READ(int kind, void *data, Py_ssize_t index)
 
 cdef extern from *:
     void prefetch_write "__builtin_prefetch"(const void *addr, int rw) nogil
@@ -109,10 +112,9 @@ DEF SMALL_KEY_CHARS = 64
 cdef inline const uchar *small_utf8(object key, uchar *buf, Py_ssize_t *n) noexcept:
     """The UTF-8 bytes (lone surrogates passed through) of a short compact ``str``, written
     into ``buf`` (4 * SMALL_KEY_CHARS bytes), else NULL."""
-    cdef Py_ssize_t length, i, j = 0
+    cdef Py_ssize_t length
     cdef int kind
     cdef void *data
-    cdef uint32_t c
     if not (PyUnicode_CheckExact(key) and PyUnicode_IS_COMPACT(key)):
         return NULL
     length = PyUnicode_GET_LENGTH(key)
@@ -120,27 +122,12 @@ cdef inline const uchar *small_utf8(object key, uchar *buf, Py_ssize_t *n) noexc
         return NULL
     kind = PyUnicode_KIND(key)
     data = PyUnicode_DATA(key)
-    for i in range(length):
-        c = PyUnicode_READ(kind, data, i)
-        if c < 0x80:
-            buf[j] = <uchar>c
-            j += 1
-        elif c < 0x800:
-            buf[j] = <uchar>(0xC0 | (c >> 6))
-            buf[j + 1] = <uchar>(0x80 | (c & 0x3F))
-            j += 2
-        elif c < 0x10000:
-            buf[j] = <uchar>(0xE0 | (c >> 12))
-            buf[j + 1] = <uchar>(0x80 | ((c >> 6) & 0x3F))
-            buf[j + 2] = <uchar>(0x80 | (c & 0x3F))
-            j += 3
-        else:
-            buf[j] = <uchar>(0xF0 | (c >> 18))
-            buf[j + 1] = <uchar>(0x80 | ((c >> 12) & 0x3F))
-            buf[j + 2] = <uchar>(0x80 | ((c >> 6) & 0x3F))
-            buf[j + 3] = <uchar>(0x80 | (c & 0x3F))
-            j += 4
-    n[0] = j
+    if kind == 1:
+        n[0] = <Py_ssize_t>radix_utf8_ucs1(<const uint8_t *>data, <size_t>length, buf)
+    elif kind == 2:
+        n[0] = <Py_ssize_t>radix_utf8_ucs2(<const uint16_t *>data, <size_t>length, buf)
+    else:
+        n[0] = <Py_ssize_t>radix_utf8_ucs4(<const uint32_t *>data, <size_t>length, buf)
     return buf
 
 
@@ -189,19 +176,20 @@ cdef inline int capacity(int kind) noexcept:
     return 256
 
 
-cdef int set_label(Node *node, const uchar *src, size_t plen) noexcept:
-    """Give a node with no heap label the label ``src[:plen]``; -1 when out of memory."""
-    cdef uchar *buf
+cdef inline size_t tail_size(size_t plen) noexcept:
+    """Bytes a node's allocation holds after its struct for a label of ``plen`` bytes."""
+    return plen if plen > INLINE_LABEL else 0
+
+
+cdef inline void put_label(Node *node, size_t size, const uchar *src, size_t plen) noexcept:
+    """Write the label ``src[:plen]`` into a node of struct size ``size`` whose allocation
+    has ``tail_size(plen)`` bytes after the struct; ``src`` must not overlap the node."""
     if plen > INLINE_LABEL:
-        buf = <uchar *>PyMem_Malloc(plen)
-        if buf == NULL:
-            return -1
-        memcpy(buf, src, plen)
-        node.label.ptr = buf
+        node.label.ptr = (<uchar *>node) + size
+        memcpy(node.label.ptr, src, plen)
     elif plen:
         memcpy(node.label.inl, src, plen)
     node.plen = <uint32_t>plen
-    return 0
 
 
 cdef inline size_t link_size(uint8_t flags) noexcept:
@@ -246,37 +234,39 @@ cdef inline Py_ssize_t count_of(Node *node) noexcept:
     return node.count
 
 
-cdef Node *new_node(int kind, const uchar *label, size_t plen, uint8_t layout) noexcept:
+cdef inline Node *new_node(int kind, const uchar *label, size_t plen, uint8_t layout) noexcept:
     """A node of ``kind`` with no value and no children, or NULL when out of memory.
 
     ``layout``: the F_LINKED, F_SHORT and F_WEIGHED flags of the node; a zeroed Link of
-    that layout is allocated before the header (nodes of a bounded trie).
+    that layout is allocated before the header (nodes of a linked trie).
     """
     cdef size_t size = node_size(kind)
     cdef size_t extra = link_size(layout)
-    cdef char *block = <char *>PyMem_Malloc(size + extra)
+    cdef char *block
     cdef Node *node
+    if plen > UINT32_MAX:
+        return NULL
+    block = <char *>PyMem_Malloc(extra + size + tail_size(plen))
     if block == NULL:
         return NULL
-    memset(block, 0, size + extra)
+    if extra:
+        memset(block, 0, extra)
     node = <Node *>(block + extra)
+    memset(node, 0, size)  # a constant size where inlined with a constant kind: no call
     node.kind = kind
     node.flags = layout
-    if set_label(node, label, plen) < 0:
-        PyMem_Free(block)
-        return NULL
+    put_label(node, size, label, plen)
     return node
 
 
 cdef inline void free_block(Node *node) noexcept:
-    """Free the allocation of one node (its Link included), not its heap label."""
+    """Free the allocation of one node (its Link and its label included)."""
     PyMem_Free((<char *>node) - link_size(node.flags))
 
 
 cdef inline void free_node(Node *node) noexcept:
-    """Free one node's memory; its value and children are the caller's business."""
-    if node.plen > INLINE_LABEL:
-        PyMem_Free(node.label.ptr)
+    """Free one node's memory (its label lives in it); its value and children are the
+    caller's business."""
     free_block(node)
 
 
@@ -435,17 +425,20 @@ cdef inline Node *last_child(Node *node, uchar *byte) noexcept:
     return n256.kids[b]
 
 
-cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
-    """A copy of ``node`` with the children storage of ``kind``; NULL when out of memory.
+cdef Node *rebuild(Node *node, int kind, const uchar *label, size_t plen,
+                   Queue *q) noexcept:
+    """A copy of ``node`` with the children storage of ``kind`` and the label
+    ``label[:plen]`` (which may lie in ``node``); NULL when out of memory.
 
-    The header (label, value, count) and the Link move over as they are; the old node is
-    freed, and the children's parent and the queue's pointers follow the move. An F_SHORT
-    leaf that grows children gets a Link with a parent field (and its count back); a
-    value-holding node of a trie without max_weight that loses its last child becomes an
-    F_SHORT leaf, unless it is the root (the caller has already set its count to 1).
+    The value, count and Link move over as they are; the old node is freed, and the
+    children's parent and the queue's pointers follow the move. An F_SHORT leaf that grows
+    children gets a Link with a parent field (and its count back); a value-holding node of a
+    trie without max_weight that loses its last child becomes an F_SHORT leaf, unless it is
+    the root (the caller has already set its count to 1).
     """
     cdef uint8_t flags = node.flags
     cdef size_t extra
+    cdef size_t size = node_size(kind)
     cdef char *block
     cdef Node *fresh
     cdef Node *child
@@ -456,17 +449,19 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
     cdef bint is_sorted
     cdef Node48 *s48
     cdef Node256 *s256
+    if plen > UINT32_MAX:
+        return NULL
     if kind != KIND_LEAF:
         flags &= ~F_SHORT
     elif ((flags & (F_LINKED | F_WEIGHED | F_SHORT)) == F_LINKED and node.value != NULL
             and parent_of(node) != NULL):
         flags |= F_SHORT
     extra = link_size(flags)
-    block = <char *>PyMem_Malloc(node_size(kind) + extra)
+    block = <char *>PyMem_Malloc(extra + size + tail_size(plen))
     if block == NULL:
         return NULL
     fresh = <Node *>(block + extra)
-    memset(fresh, 0, node_size(kind))
+    memset(fresh, 0, size)
     memcpy(fresh, node, sizeof(Node))
     fresh.kind = kind
     fresh.flags = flags
@@ -480,6 +475,7 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
             fresh.count = count_of(node)
     elif extra:
         memcpy(block, (<char *>node) - extra, extra)
+    put_label(fresh, size, label, plen)
     is_sorted = sorted_arrays(fresh, &keys, &kids)
     while True:
         child = child_after(node, pos, &next_pos, &b)
@@ -499,10 +495,16 @@ cdef Node *reshape(Node *node, int kind, Queue *q) noexcept:
         if extra:
             set_parent(child, fresh)
         i += 1
-    free_block(node)  # the label, if on the heap, now belongs to fresh
+    free_block(node)
     if extra:
         q_moved(q, node, fresh)
     return fresh
+
+
+cdef inline Node *reshape(Node *node, int kind, Queue *q) noexcept:
+    """``node`` with the children storage of ``kind`` (see rebuild); NULL when out of
+    memory."""
+    return rebuild(node, kind, label_of(node), node.plen, q)
 
 
 cdef inline void insert_sorted(uchar *keys, Node **kids, int n, uchar b, Node *child) noexcept:
@@ -597,55 +599,70 @@ cdef void remove_child(Node **slot, uchar b, Queue *q) noexcept:
             slot[0] = smaller
 
 
-cdef void merge_with_child(Node **slot) noexcept:
+# Labels of merged nodes up to this many bytes are assembled on the stack.
+DEF MERGE_STACK_LABEL = 256
+
+
+cdef void merge_with_child(Node **slot, Queue *q) noexcept:
     """Fold a valueless node with one child into that child (path compression).
 
-    Skipped when out of memory: the unmerged node is still a valid trie.
+    A child whose new label is longer than INLINE_LABEL is rebuilt with it. Skipped when out
+    of memory: the unmerged node is still a valid trie.
     """
     cdef Node *node = slot[0]
     cdef Node *child
+    cdef Node *fresh
     cdef int next_pos
     cdef uchar b
     cdef size_t total
     cdef uchar *buf
-    cdef uchar tmp[INLINE_LABEL]
+    cdef uchar stack_buf[MERGE_STACK_LABEL]
     child = child_after(node, 0, &next_pos, &b)
     total = <size_t>node.plen + 1 + child.plen
     if total > UINT32_MAX:
         return
-    if total > INLINE_LABEL:
+    if total <= INLINE_LABEL:
+        # Both labels are inline and so is the result: the child keeps its block.
+        memcpy(stack_buf, label_of(node), node.plen)
+        stack_buf[node.plen] = b
+        memcpy(stack_buf + node.plen + 1, label_of(child), child.plen)
+        memcpy(child.label.inl, stack_buf, total)
+        child.plen = <uint32_t>total
+        if child.flags & F_LINKED:
+            set_parent(child, parent_of(node))
+        slot[0] = child
+        free_node(node)
+        return
+    buf = stack_buf
+    if total > MERGE_STACK_LABEL:
         buf = <uchar *>PyMem_Malloc(total)
         if buf == NULL:
             return
-        memcpy(buf, label_of(node), node.plen)
-        buf[node.plen] = b
-        memcpy(buf + node.plen + 1, label_of(child), child.plen)
-        if child.plen > INLINE_LABEL:
-            PyMem_Free(child.label.ptr)
-        child.label.ptr = buf
-    else:
-        memcpy(tmp, label_of(node), node.plen)
-        tmp[node.plen] = b
-        memcpy(tmp + node.plen + 1, label_of(child), child.plen)
-        memcpy(child.label.inl, tmp, total)
-    child.plen = <uint32_t>total
-    if child.flags & F_LINKED:
-        set_parent(child, parent_of(node))
-    slot[0] = child
+    memcpy(buf, label_of(node), node.plen)
+    buf[node.plen] = b
+    memcpy(buf + node.plen + 1, label_of(child), child.plen)
+    fresh = rebuild(child, child.kind, buf, total, q)
+    if buf != stack_buf:
+        PyMem_Free(buf)
+    if fresh == NULL:
+        return
+    if fresh.flags & F_LINKED:
+        set_parent(fresh, parent_of(node))
+    slot[0] = fresh
     free_node(node)
 
 
 cdef void cut_label_front(Node *node, size_t cut) noexcept:
-    """Drop the first ``cut`` bytes of a node's label (never allocates)."""
+    """Drop the first ``cut`` bytes of a node's label (never allocates; a long label's
+    bytes stay in the node's allocation)."""
     cdef size_t old = node.plen, rest = node.plen - cut
-    cdef uchar *heap
+    cdef uchar *tail
     if old > INLINE_LABEL:
-        heap = node.label.ptr
+        tail = node.label.ptr
         if rest > INLINE_LABEL:
-            memmove(heap, heap + cut, rest)
+            memmove(tail, tail + cut, rest)
         else:
-            memcpy(node.label.inl, heap + cut, rest)
-            PyMem_Free(heap)
+            memcpy(node.label.inl, tail + cut, rest)
     else:
         memmove(node.label.inl, node.label.inl + cut, rest)
     node.plen = <uint32_t>rest
@@ -684,6 +701,38 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
         if slot == NULL:
             return NULL
         node = slot[0]
+        radix_prefetch_node(node)
+        i += 1
+
+
+cdef Node *find_prefix(Node *node, const uchar *prefix, Py_ssize_t n) noexcept:
+    """The highest node whose keys all start with ``prefix``, or NULL: :meth:`_walk`
+    without the path, for readers."""
+    cdef Py_ssize_t i = 0, rest
+    cdef uint32_t plen
+    cdef Node **slot
+    while True:
+        plen = node.plen
+        if plen:
+            rest = n - i
+            if rest <= plen:
+                return node if memcmp(label_of(node), prefix + i, <size_t>rest) == 0 else NULL
+            if plen > INLINE_LABEL:
+                if not radix_long_label_matches(node.label.ptr, prefix + i, plen):
+                    return NULL
+            elif rest >= 8:
+                if not radix_label_matches(node.label.inl, prefix + i, plen):
+                    return NULL
+            elif memcmp(node.label.inl, prefix + i, plen) != 0:
+                return NULL
+            i += plen
+        if i == n:
+            return node
+        slot = find_child(node, prefix[i])
+        if slot == NULL:
+            return NULL
+        node = slot[0]
+        radix_prefetch_node(node)
         i += 1
 
 
@@ -707,18 +756,11 @@ cdef inline Node **kid_array(Node *node, int *length) noexcept:
 cdef Node *clone_node(Node *src) noexcept:
     """A copy of one node, children pointers included, holding its own value reference."""
     cdef size_t size = node_size(src.kind)
-    cdef Node *node = <Node *>PyMem_Malloc(size)
-    cdef uchar *label
+    cdef Node *node = <Node *>PyMem_Malloc(size + tail_size(src.plen))
     if node == NULL:
         return NULL
     memcpy(node, src, size)
-    if src.plen > INLINE_LABEL:
-        label = <uchar *>PyMem_Malloc(src.plen)
-        if label == NULL:
-            PyMem_Free(node)
-            return NULL
-        memcpy(label, src.label.ptr, src.plen)
-        node.label.ptr = label
+    put_label(node, size, label_of(src), src.plen)
     if node.value != NULL:
         incref(node.value)
     return node
@@ -794,22 +836,35 @@ cdef Node *clone_tree(Node *src) except NULL:
     return top
 
 
-cdef inline Node *lookup(Node *root, object key) except? NULL:
-    """The node holding ``key``'s value, or NULL (TypeError for a non-str key)."""
+# What a lookup returns for a key that holds no value: a node with no value, so that NULL
+# is left to mean an exception (no PyErr_Occurred() call on every miss).
+cdef Node _absent
+
+
+cdef Node *lookup_slow(Node *root, object key) except NULL:
+    """:func:`lookup` for a key that is not a compact ASCII ``str``."""
     cdef Py_ssize_t n
     cdef object source
     cdef uchar buf[4 * SMALL_KEY_CHARS]
-    cdef const uchar *k = ascii_bytes(key, &n)
     cdef Node *node
+    cdef const uchar *k = small_utf8(key, buf, &n)
     if k == NULL:
-        k = small_utf8(key, buf, &n)
-        if k == NULL:
-            source = key_source(key, "keys")
-            k = source_bytes(source, &n)
+        source = key_source(key, "keys")
+        k = source_bytes(source, &n)
     node = find_exact(root, k, n)
-    if node == NULL or node.value == NULL:
-        return NULL
-    return node
+    return &_absent if node == NULL else node
+
+
+cdef inline Node *lookup(Node *root, object key) except NULL:
+    """The node where ``key`` ends, or a node with no value (``_absent``) when no key ends
+    there; its ``value`` says whether ``key`` is stored. TypeError for a non-str key."""
+    cdef Py_ssize_t n
+    cdef Node *node
+    cdef const uchar *k = ascii_bytes(key, &n)
+    if k == NULL:
+        return lookup_slow(root, key)
+    node = find_exact(root, k, n)
+    return &_absent if node == NULL else node
 
 
 cdef Py_ssize_t own_weight(Node *node) noexcept:
@@ -905,6 +960,13 @@ cdef class RadixTrie:
     ``max_entries`` / ``max_weight`` bound the trie: after each write returns it holds at
     most that many entries and that much weight (see :meth:`put`), evicting with SIEVE;
     ``expired(value) -> bool`` lets the eviction hand drop expired entries first.
+
+    ``expired`` without a bound keeps the entries in a queue in store order (a replaced key
+    moves to the newest end), and every write that stores examines at most two entries at its
+    oldest end, removing those ``expired`` calls expired and stopping at the first it does
+    not: entries nobody reads again still leave, with no sweeper and no scan. A bounded trie
+    leaves expiry to its hand. :meth:`remove_expired` walks the oldest end on demand, and
+    :meth:`remove_if_is` lets a reader remove what it found expired.
     """
 
     cdef Node *root              # never NULL; its label is always empty
@@ -916,11 +978,13 @@ cdef class RadixTrie:
     cdef Py_ssize_t path_cap     # entries allocated in path and path_bytes
     cdef object gc_anchor        # unused; an object field makes Cython give the type GC
                                  # support, whose traverse/clear slots are replaced below
-    # The bound (see _make_room). ``linked`` is true when either limit is set: then every
-    # node has a Link and value-holding nodes sit in ``queue``.
+    # The bound (see _make_room). ``linked`` is true when either limit or ``expired`` is set:
+    # then every node has a Link and value-holding nodes sit in ``queue``.
     cdef bint linked
+    cdef bint expiry_only          # linked for ``expired`` alone: the queue stays in store
+                                   # order and each write trims its oldest end (_expire_oldest)
     cdef bint weighed              # max_weight set: Links hold subtree weights
-    cdef uint8_t layout            # flags of a new node (see new_node); 0 when unbounded
+    cdef uint8_t layout            # flags of a new node (see new_node); 0 when not linked
     cdef uint8_t leaf_layout       # flags of a new leaf
     cdef Py_ssize_t limit_entries  # PY_SSIZE_T_MAX when unbounded
     cdef Py_ssize_t limit_weight   # PY_SSIZE_T_MAX when unbounded
@@ -944,7 +1008,9 @@ cdef class RadixTrie:
         if expired is not None and not callable(expired):
             raise TypeError(f"expired must be callable or None, not {type(expired).__name__}")
         self.expired_fn = expired
-        self.linked = max_entries is not None or max_weight is not None
+        self.linked = (max_entries is not None or max_weight is not None
+                       or expired is not None)
+        self.expiry_only = max_entries is None and max_weight is None and expired is not None
         self.weighed = max_weight is not None
         self.layout = 0
         if self.linked:
@@ -999,9 +1065,10 @@ cdef class RadixTrie:
                   Py_ssize_t weight) except -1:
         """Store ``value`` under ``key``; 1 when the key is new, 0 when replaced.
 
-        In a bounded trie the entry weighs ``weight``, and ``queue.keep`` names its node: a
+        In a linked trie the entry weighs ``weight``, and ``queue.keep`` names its node: a
         new key joins the queue's newest end, a replaced one keeps its place and counts as
-        visited. The caller then restores the bound (``_make_room``).
+        visited (``expiry_only``: moves to the newest end). The caller then restores the
+        bound (``_make_room``).
         """
         cdef Node **slot = &self.root
         cdef Node **child_slot
@@ -1035,7 +1102,11 @@ cdef class RadixTrie:
                             delta = weight - own_weight(node)
                             for j in range(depth):
                                 weight_of(self.path[j][0])[0] += delta
-                        node.flags |= F_VISITED
+                        if self.expiry_only:
+                            q_unlink(&self.queue, node)  # the queue stays in store order
+                            q_push(&self.queue, node)
+                        else:
+                            node.flags |= F_VISITED
                         self.queue.keep = node
                     decref(old)  # the structure did not change; last step
                     return 0
@@ -1079,6 +1150,7 @@ cdef class RadixTrie:
                 self.modcount += 1
                 return 1
             slot = child_slot
+            radix_prefetch_node(slot[0])
             i += 1
 
     cdef int _split(self, Node **slot, Py_ssize_t depth, Py_ssize_t m,
@@ -1198,7 +1270,7 @@ cdef class RadixTrie:
         remove_child(slot, b, &self.queue)
         free_node(node)
         if slot != &self.root and slot[0].value == NULL and slot[0].nkids == 1:
-            merge_with_child(slot)  # slot is the real one here (see above)
+            merge_with_child(slot, &self.queue)  # slot is the real one here (see above)
         return True
 
     cdef int _path_up(self, Node *node, Py_ssize_t *depth) except -1:
@@ -1238,7 +1310,7 @@ cdef class RadixTrie:
             if node.value != NULL:
                 return
             if node.nkids == 1:
-                merge_with_child(slot)
+                merge_with_child(slot, &self.queue)
                 return
             if node.nkids != 0:
                 return
@@ -1492,6 +1564,80 @@ cdef class RadixTrie:
         decref(out)  # may re-enter; the trie and the queue are consistent here
         return 0
 
+    cdef Py_ssize_t _expire_oldest(self, Py_ssize_t budget) except -1:
+        """Remove entries from the queue's oldest end while ``expired_fn`` calls them
+        expired, examining at most ``budget`` of them; return how many went.
+
+        Nodes of detached subtrees leave the queue as they are met, unexamined. The walk stops
+        at the first entry that is not expired, at the entry the current write stored
+        (``queue.keep``), when the predicate changed the trie, and when a released value's
+        ``__del__`` wrote to it (``keep`` was cleared: a write ends by clearing it). Each value
+        goes once the trie is consistent, as in ``_make_room``.
+        """
+        cdef Node *node
+        cdef bint keeping = self.queue.keep != NULL
+        cdef size_t stamp
+        cdef object value
+        cdef bint gone
+        cdef Py_ssize_t removed = 0
+        while budget > 0 and self.expired_fn is not None:
+            node = self.queue.oldest
+            if node == NULL or node == self.queue.keep:
+                break
+            if self.dead and not self._live(node):
+                q_unlink(&self.queue, node)
+                self.dead -= 1
+                continue
+            budget -= 1
+            value = <object>node.value
+            stamp = self.modcount
+            gone = bool(self.expired_fn(value))
+            if self.modcount != stamp or node.value != <PyObject *>value or not gone:
+                break
+            value = None
+            self._evict(node, True)
+            removed += 1
+            if keeping and self.queue.keep == NULL:
+                break
+        return removed
+
+    def remove_expired(self):
+        """Remove entries from the oldest end of the queue while ``expired`` calls them
+        expired; return how many (counted in :attr:`expirations`).
+
+        The walk stops at the first entry that is not expired, so it costs what it removes
+        plus one call of ``expired``; it is never run by the trie itself. The queue is in
+        store order when ``expired`` is set without a bound, in insertion order (a replaced
+        key keeps its place) in a bounded trie. 0 for a trie without ``expired``.
+        """
+        cdef Py_ssize_t removed
+        if not self.linked:
+            return 0
+        removed = self._expire_oldest(self.root.count)
+        if self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
+        return removed
+
+    def remove_if_is(self, key, value):
+        """Remove ``key`` if the value it holds is ``value`` itself (``is``, not ``==``);
+        return whether it did.
+
+        A compare-and-delete: a reader that found ``value`` stale removes it without
+        removing what another thread stored under ``key`` since. Atomic like every method.
+        """
+        cdef Py_ssize_t n, depth, start
+        cdef object source = key_source(key, "keys")
+        cdef const uchar *k = source_bytes(source, &n)
+        cdef PyObject *out = NULL
+        cdef Node *node = self._walk(k, n, True, &depth, &start)
+        if node == NULL or node.value == NULL or node.value != <PyObject *>value:
+            return False
+        self._take_value(node, depth, &out)
+        decref(out)  # the caller holds value: no __del__ runs here
+        if self.garbage != NULL:
+            self._reclaim(RECLAIM_SLICE)
+        return True
+
     cdef int _store(self, object key, object value, Py_ssize_t weight) except -1:
         """Set ``key`` with ``weight``, restore the bound, release a slice of garbage."""
         cdef Py_ssize_t n
@@ -1502,9 +1648,13 @@ cdef class RadixTrie:
             k = source_bytes(source, &n)
         self._set(k, n, value, weight)
         if self.linked:
-            if self._over():
-                self._make_room()
-            self.queue.keep = NULL
+            try:
+                if self._over():
+                    self._make_room()
+                if self.expiry_only:
+                    self._expire_oldest(2)
+            finally:
+                self.queue.keep = NULL  # also when expired raised: keep names no entry
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
         return 0
@@ -1514,8 +1664,8 @@ cdef class RadixTrie:
         whether it was stored.
 
         An entry heavier than ``max_weight`` is not stored and removes what ``key`` held
-        (``False``). A trie without ``max_weight`` records no weights (each entry weighs 1):
-        ``put`` is then ``self[key] = value``.
+        (``False``). A trie with neither a bound nor ``expired`` records no weights: ``put``
+        is ``self[key] = value``.
         """
         cdef Py_ssize_t w = check_weight(weight)
         cdef Py_ssize_t n
@@ -1544,8 +1694,8 @@ cdef class RadixTrie:
 
     @property
     def weight(self):
-        """Sum of the weights of the entries; ``len(self)`` without ``max_weight`` (every
-        entry then weighs 1)."""
+        """Sum of the weights of the entries (``len(self)`` for a trie with neither a bound
+        nor ``expired``: it records no weights)."""
         if self.weighed:
             return weight_of(self.root)[0]
         return self.root.count
@@ -1557,12 +1707,13 @@ cdef class RadixTrie:
 
     @property
     def expirations(self):
-        """Entries removed by the hand because ``expired`` said so."""
+        """Entries removed because ``expired`` said so: by the hand, by the writes of a
+        trie with no bound, by :meth:`remove_expired`."""
         return self.n_expirations
 
     @property
     def expired(self):
-        """The predicate the hand asks about each entry it meets, or None."""
+        """The predicate asked about the entries the hand (or an expiry step) meets, or None."""
         return self.expired_fn
 
     # -- mapping protocol --------------------------------------------------------------
@@ -1572,7 +1723,7 @@ cdef class RadixTrie:
 
     def __getitem__(self, key):
         cdef Node *node = lookup(self.root, key)
-        if node == NULL:
+        if node.value == NULL:
             raise KeyError(key)
         if self.linked:
             node.flags |= F_VISITED
@@ -1581,26 +1732,29 @@ cdef class RadixTrie:
     def get(self, key, default=None):
         """The value under ``key``, or ``default``."""
         cdef Node *node = lookup(self.root, key)
-        if node == NULL:
+        if node.value == NULL:
             return default
         if self.linked:
             node.flags |= F_VISITED
         return <object>node.value
 
     def __contains__(self, key):
-        return lookup(self.root, key) != NULL
+        return lookup(self.root, key).value != NULL
 
     def __setitem__(self, key, value):
         cdef Py_ssize_t n
         cdef object source
         cdef const uchar *k
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
         if self.linked:
             self._store(key, value, 1)
             return
         k = ascii_bytes(key, &n)
         if k == NULL:
-            source = key_source(key, "keys")
-            k = source_bytes(source, &n)
+            k = small_utf8(key, buf, &n)
+            if k == NULL:
+                source = key_source(key, "keys")
+                k = source_bytes(source, &n)
         self._set(k, n, value, 1)
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
@@ -1636,7 +1790,7 @@ cdef class RadixTrie:
     def setdefault(self, key, default=None):
         """``self[key]`` if present, else store and return ``default``."""
         cdef Node *node = lookup(self.root, key)
-        if node != NULL:
+        if node.value != NULL:
             if self.linked:
                 node.flags |= F_VISITED
             return <object>node.value
@@ -1707,6 +1861,10 @@ cdef class RadixTrie:
         cdef Node *fresh
         cdef Py_ssize_t n
         cdef bint hand_next = False
+        if not other.linked:
+            # The collector cleared expired (trie_clear) of a trie linked for it alone.
+            other.update(self.items())
+            return other
         while node != NULL:
             if node == self.queue.hand:
                 hand_next = True
@@ -1860,10 +2018,14 @@ cdef class RadixTrie:
 
     def count_prefix(self, prefix):
         """How many keys start with ``prefix``; O(len(prefix))."""
-        cdef Py_ssize_t n, depth, start
-        cdef object source = key_source(prefix, "prefixes")
-        cdef const uchar *p = source_bytes(source, &n)
-        cdef Node *node = self._walk(p, n, False, &depth, &start)
+        cdef Py_ssize_t n
+        cdef object source
+        cdef const uchar *p = ascii_bytes(prefix, &n)
+        cdef Node *node
+        if p == NULL:
+            source = key_source(prefix, "prefixes")
+            p = source_bytes(source, &n)
+        node = find_prefix(self.root, p, n)
         return 0 if node == NULL else count_of(node)
 
     def invalidate_prefix(self, prefix):

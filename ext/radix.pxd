@@ -6,7 +6,9 @@
 #   code point order and a str prefix is exactly a byte prefix.
 # * Every node starts with a ``Node`` header. A node's *label* is the compressed run of
 #   bytes that follows the byte under which it hangs from its parent (path compression);
-#   the root's label is always empty.
+#   the root's label is always empty. A label longer than ``INLINE_LABEL`` bytes is
+#   stored in the node's own allocation, just after its struct, so reading it touches no
+#   other block.
 # * Children live in the same allocation as the header, in one of four shapes chosen by
 #   fan-out: ``Node4`` and ``Node16`` keep sorted parallel arrays of bytes and pointers,
 #   ``Node48`` maps a byte to a slot through a 256-entry index, ``Node256`` is indexed by
@@ -19,12 +21,13 @@
 # * A *bounded* trie (max_entries or max_weight set) allocates every node with a ``Link``
 #   just before its header (flag ``F_LINKED``): the node's parent and, for a value-holding
 #   node, its two neighbours in the eviction queue (SIEVE: a FIFO in insertion order, a
-#   visited bit, a hand). A trie with ``max_weight`` also keeps each subtree's weight there
-#   (``F_WEIGHED``); without it every entry weighs 1 and ``count`` is the weight. A leaf of
-#   a trie without ``max_weight`` has only the queue neighbours (``F_SHORT``, 16 bytes: the
-#   leaf is 48 bytes, a pymalloc class below the 64 of a full Link): a live leaf always
-#   holds one value, so its ``count`` field holds its parent instead. An unbounded trie's
-#   nodes have no ``Link``.
+#   visited bit, a hand). So does a trie with an ``expired`` predicate and no bound, whose
+#   queue is kept in store order for expiry alone (no hand). A trie with ``max_weight`` also
+#   keeps each subtree's weight there (``F_WEIGHED``); without it every entry weighs 1 and
+#   ``count`` is the weight. A leaf of a trie without ``max_weight`` has only the queue
+#   neighbours (``F_SHORT``, 16 bytes: the leaf is 48 bytes, a pymalloc class below the 64
+#   of a full Link): a live leaf always holds one value, so its ``count`` field holds its
+#   parent instead. Other tries' nodes have no ``Link``.
 
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
@@ -48,7 +51,7 @@ cdef enum:
 
 cdef union Label:
     uchar inl[8]      # the label itself when plen <= INLINE_LABEL
-    uchar *ptr        # heap copy of the label when plen > INLINE_LABEL
+    uchar *ptr        # the label when plen > INLINE_LABEL: the bytes after the node's struct
 
 cdef struct Node:
     uint8_t kind      # one of KIND_*; says which struct below this header opens

@@ -13,6 +13,8 @@
  *
  * radix_common_length: the length of the common head of two byte runs, a word at a time.
  *
+ * radix_utf8_ucs1/2/4: the UTF-8 form of a str's code points, one loop per storage width.
+ *
  * radix_label_matches: whether the len bytes of label equal those at key, with len <= 8
  *   and 8 bytes readable at both label (an inline label is an 8-byte array) and key
  *   (checked by the caller). One 64-bit load from each, compared under a mask.
@@ -35,6 +37,17 @@ static __inline int radix_ctz64(uint64_t x) { unsigned long i; _BitScanForward64
 #else
 #define radix_ctz32(x) __builtin_ctz(x)
 #define radix_ctz64(x) __builtin_ctzll(x)
+#endif
+
+/* Ask for the cache lines of a node's child storage (bytes 64 to 191 of its block) while
+ * its header is still on its way: the search of the header's line then finds the child
+ * pointer's line there already. A hint only: it never faults, whatever the address. */
+#if defined(__GNUC__) || defined(__clang__)
+#define radix_prefetch_node(p) \
+    (__builtin_prefetch((const char *)(p) + 64, 0, 3), \
+     __builtin_prefetch((const char *)(p) + 128, 0, 3))
+#else
+#define radix_prefetch_node(p) ((void)(p))
 #endif
 
 static inline uint64_t radix_load64(const unsigned char *p) {
@@ -114,6 +127,64 @@ static inline size_t radix_common_length(const unsigned char *a, const unsigned 
     while (at < n && a[at] == b[at])
         at++;
     return at;
+}
+
+/* UTF-8 (lone surrogates passed through as their 3-byte forms) of len code points of one
+ * storage width, written to out (room for 4 bytes a code point); returns the bytes written.
+ * One loop per width, so the width is not tested again for every character. */
+static inline size_t radix_utf8_ucs1(const uint8_t *s, size_t len, unsigned char *out) {
+    unsigned char *o = out;
+    for (size_t i = 0; i < len; i++) {
+        uint32_t c = s[i];
+        if (c < 0x80) {
+            *o++ = (unsigned char)c;
+        } else {
+            o[0] = (unsigned char)(0xC0 | (c >> 6));
+            o[1] = (unsigned char)(0x80 | (c & 0x3F));
+            o += 2;
+        }
+    }
+    return (size_t)(o - out);
+}
+
+static inline unsigned char *radix_utf8_bmp(uint32_t c, unsigned char *o) {
+    if (c < 0x80) {
+        *o++ = (unsigned char)c;
+    } else if (c < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (c >> 6));
+        o[1] = (unsigned char)(0x80 | (c & 0x3F));
+        o += 2;
+    } else {
+        o[0] = (unsigned char)(0xE0 | (c >> 12));
+        o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (c & 0x3F));
+        o += 3;
+    }
+    return o;
+}
+
+static inline size_t radix_utf8_ucs2(const uint16_t *s, size_t len, unsigned char *out) {
+    unsigned char *o = out;
+    for (size_t i = 0; i < len; i++)
+        o = radix_utf8_bmp(s[i], o);
+    return (size_t)(o - out);
+}
+
+static inline size_t radix_utf8_ucs4(const uint32_t *s, size_t len, unsigned char *out) {
+    unsigned char *o = out;
+    for (size_t i = 0; i < len; i++) {
+        uint32_t c = s[i];
+        if (c < 0x10000) {
+            o = radix_utf8_bmp(c, o);
+        } else {
+            o[0] = (unsigned char)(0xF0 | (c >> 18));
+            o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
+            o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
+            o[3] = (unsigned char)(0x80 | (c & 0x3F));
+            o += 4;
+        }
+    }
+    return (size_t)(o - out);
 }
 
 #endif

@@ -11,6 +11,11 @@ then stays on the entry after it. The trie's rules on top, all written out here:
 - An entry ``expired(value)`` calls expired is removed whatever its bit.
 - Removing entries (``del``, ``pop``, ``invalidate_prefix``) moves a hand that stood on one
   of them to the first remaining entry after it, or to the oldest end if none is left.
+
+With ``expired`` and no bound (``expiry_only``) the queue is kept for expiry alone: a replaced
+key moves to the newest end, and after each write the two oldest entries are examined,
+removed while ``expired`` calls them expired, stopping at the first it does not and at the
+entry the write stored. ``remove_expired`` walks the oldest end the same way, without limit.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class SieveModel:
         self.hand: str | None = None  # None: the oldest
         self.evictions = 0
         self.expirations = 0
+        self.expiry_only = max_entries is None and max_weight is None and expired is not None
 
     # -- reads ------------------------------------------------------------------------
 
@@ -54,15 +60,19 @@ class SieveModel:
         if self.max_weight is not None and weight > self.max_weight:
             self.remove([key])
             return False
-        if key in self.values:
+        if key in self.values and not self.expiry_only:
             self.visited.add(key)
         else:
+            if key in self.values:
+                self.queue.remove(key)
             self.queue.append(key)
             self.visited.discard(key)
         self.values[key] = value
         # Without max_weight a trie records no weights: every entry weighs 1.
         self.weights[key] = weight if self.max_weight is not None else 1
         self._make_room(key)
+        if self.expiry_only:
+            self._expire_oldest(2, key)
         return True
 
     def setdefault(self, key: str, default: Any) -> Any:
@@ -87,6 +97,29 @@ class SieveModel:
 
     def invalidate_prefix(self, prefix: str) -> None:
         self.remove([k for k in self.values if k.startswith(prefix)])
+
+    def remove_if_is(self, key: str, value: Any) -> bool:
+        if key in self.values and self.values[key] is value:
+            self.remove([key])
+            return True
+        return False
+
+    def remove_expired(self) -> int:
+        return self._expire_oldest(len(self.values), None)
+
+    def _expire_oldest(self, budget: int, keep: str | None) -> int:
+        removed = 0
+        while budget > 0 and self.expired is not None and self.queue:
+            key = self.queue[0]
+            if key == keep:
+                break
+            budget -= 1
+            if not self.expired(self.values[key]):
+                break
+            self.remove([key])
+            self.expirations += 1
+            removed += 1
+        return removed
 
     # -- the policy ---------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pytest
+from threads import run_threads
 
 import trie_cache
 from trie_cache import CachedRows, MemCache
@@ -43,33 +44,26 @@ async def test_get_returns_the_stored_object(trie_cls: Any) -> None:
 
 
 async def test_get_and_base_get_agree(trie_cls: Any) -> None:
-    # MemCache.get is Cache.get inlined; both must answer and count the same.
+    # MemCache.get is Cache.get inlined, plus the removal of the expired rows it meets; both
+    # must answer and count the same.
     cache = MemCache(_trie_cls=trie_cls, max_age=60)
     base_get = trie_cache.Cache.get
-    await cache.put("old", ROWS)
     await cache.put("new", CachedRows({}))
-    for key, max_age in [("old", None), ("new", None), ("old", float("inf")), ("x", None)]:
+    for key, max_age in [("new", None), ("new", 30.0), ("x", None), ("x", 5.0)]:
         assert await cache.get(key, max_age) == await base_get(cache, key, max_age)
+    assert (cache.stats().hits, cache.stats().misses) == (4, 4)
+    await cache.put("old", ROWS)  # expired already, but never by the write that stores it
+    assert await base_get(cache, "old", None) is None  # a miss that removes nothing
+    assert await base_get(cache, "old", math.inf) is ROWS
+    assert await cache.get("old", math.inf) is ROWS  # an explicit limit removes nothing
+    assert await cache.get("old") is None  # the default limit: expired, removed
+    assert await base_get(cache, "old", math.inf) is None
     stats = cache.stats()
-    assert (stats.hits, stats.misses) == (4, 4)
+    assert (stats.hits, stats.misses, stats.expirations) == (6, 7, 1)
 
 
 def _run_in_threads(count: int, work: Any) -> list[BaseException]:
-    errors: list[BaseException] = []
-
-    def target(n: int) -> None:
-        try:
-            asyncio.run(work(n))
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-        assert not thread.is_alive()
-    return errors
+    return run_threads(lambda n: asyncio.run(work(n)), count, timeout=60)
 
 
 def test_threads_with_their_own_loops_share_one_cache(trie_cls: Any) -> None:

@@ -49,6 +49,20 @@ class Fetcher(SteeredFetch):
         super().__init__(result, gated=gated)
 
 
+class TimesOut:
+    """A fetch whose rows never come: an ``asyncio.timeout`` inside it fires after ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    async def __call__(self) -> CachedRows:
+        self.calls += 1
+        async with asyncio.timeout(self.seconds):
+            await asyncio.Event().wait()
+        return ROWS
+
+
 async def _settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
@@ -403,6 +417,33 @@ async def test_cancelling_the_last_waiter_after_the_fetch_returned_still_stores(
 # -- no stale fills --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("suspends", [False, True], ids=["at-once", "suspends-after"])
+@pytest.mark.parametrize("writer", ["invalidate", "put"])
+async def test_a_write_inside_the_fetchs_first_step_prevents_the_fill(
+    cache: Cache, writer: str, suspends: bool
+) -> None:
+    # No flight is registered while the fetch's first step runs (the generation stands in
+    # for it): a write made there must still refuse the fill, whether the fetch then returns
+    # at once or suspends first (its flight must then not register).
+    async def fetch() -> CachedRows:
+        if writer == "invalidate":
+            await cache.invalidate_prefix("t1/")
+        else:
+            await cache.put("t1/k", NEW)
+        if suspends:
+            await asyncio.sleep(0)
+        return ROWS
+
+    assert await cache.get_or_fetch("t1/k", fetch) == ROWS
+    assert await cache.get("t1/k") == (None if writer == "invalidate" else NEW)
+    stats = cache.stats()
+    assert (stats.fills, stats.stale_fills_prevented) == (0, 1)
+    assert not cache._flights
+    # A later call fetches (or hits the put) and stores as usual.
+    assert await cache.get_or_fetch("t1/k", Fetcher(NEW)) == NEW
+    assert await cache.get("t1/k") == NEW
+
+
 async def test_invalidation_during_fetch_prevents_the_stale_fill(cache: Cache) -> None:
     # The race: the fetch reads the old rows, a write invalidates, then the fetch finishes.
     fetch = Fetcher(ROWS, gated=True)
@@ -697,20 +738,12 @@ async def test_a_fetch_runs_in_the_callers_context(cache: Cache) -> None:
 @ALL
 @NEEDS_ASYNCIO_TIMEOUT
 async def test_a_timeout_inside_the_fetch_reaches_every_caller(cache: Cache) -> None:
-    never = asyncio.Event()
-    calls = 0
-
-    async def fetch() -> CachedRows:
-        nonlocal calls
-        calls += 1
-        async with asyncio.timeout(0.05):
-            await never.wait()
-        return ROWS
-
-    outcomes = await asyncio.gather(
-        *(cache.get_or_fetch("k", fetch) for _ in range(3)), return_exceptions=True
+    fetch = TimesOut(0.05)
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(cache.get_or_fetch("k", fetch) for _ in range(3)), return_exceptions=True),
+        10,
     )
-    assert calls == 1
+    assert fetch.calls == 1
     assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
     assert cache.stats().fetch_errors == 1
 
@@ -754,23 +787,14 @@ async def test_a_task_group_inside_the_fetch(cache: Cache, fails: bool) -> None:
 @FETCH_IN_A_TASK
 async def test_a_timeout_inside_the_fetch_after_its_first_caller_left(cache: Cache) -> None:
     # The timeout acts on the fetch's task, not on the caller that started it.
-    never = asyncio.Event()
-    calls = 0
-
-    async def fetch() -> CachedRows:
-        nonlocal calls
-        calls += 1
-        async with asyncio.timeout(0.1):
-            await never.wait()
-        return ROWS
-
+    fetch = TimesOut(0.1)
     callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
     await _all_joined(cache, 3)
     callers[0].cancel()
     outcomes = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 10)
     assert isinstance(outcomes[0], asyncio.CancelledError)
     assert all(isinstance(o, TimeoutError) for o in outcomes[1:]), outcomes
-    assert calls == 1
+    assert fetch.calls == 1
     assert cache.stats().fetch_errors == 1
 
 
@@ -807,23 +831,6 @@ async def test_every_caller_cancelled_in_turn_leaves_nothing_behind(cache: Cache
     assert all(c.cancelled() for c in callers)
     assert not cache._flights
     assert cache.stats().fetches == cache.stats().fetches_cancelled
-
-
-@ALL
-@NEEDS_ASYNCIO_TIMEOUT
-async def test_a_timeout_inside_the_fetch_reaches_it_while_others_wait(cache: Cache) -> None:
-    never = asyncio.Event()
-
-    async def fetch() -> CachedRows:
-        async with asyncio.timeout(0.05):
-            await never.wait()
-        return ROWS
-
-    first = asyncio.create_task(cache.get_or_fetch("k", fetch))
-    others = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(2)]
-    outcomes = await asyncio.wait_for(asyncio.gather(first, *others, return_exceptions=True), 10)
-    assert all(isinstance(o, TimeoutError) for o in outcomes), outcomes
-    assert cache.stats().fetch_errors == 1
 
 
 @ALL
@@ -893,22 +900,44 @@ async def test_stats_count_a_read_through_session(cache: Cache) -> None:
 
 
 def _pause_after_the_store_check(cache: Any) -> tuple[threading.Event, threading.Event]:
-    """Make the fill's first "still registered?" check that answers yes block until told.
+    """Make the fill's first "still current?" check that answers yes block until told.
 
     Returns (``checked``: the filling thread is paused right after that check, ``resume``).
-    The pause sits where a thread switch could fall between the check and the store.
+    The pause sits where a thread switch could fall between the check and the store: a
+    fetch that returned in its first step checks the cache's generation in ``_fill_now``
+    (the pause returns the value read before it); one that suspended checks its
+    registration, one lookup in the registry.
     """
     checked, resume = threading.Event(), threading.Event()
-    original = cache._registered
 
-    def registered(key: str, flight: Any) -> bool:
-        answer: bool = original(key, flight)
-        if answer and not checked.is_set():
+    def pause() -> None:
+        if not checked.is_set():
             checked.set()
             assert resume.wait(30)
-        return answer
 
-    cache._registered = registered
+    class PausingTrie(type(cache._flights)):  # type: ignore[misc]
+        def get(self, key: str, default: Any = None) -> Any:
+            answer = super().get(key, default)
+            if answer is not None:
+                pause()
+            return answer
+
+    class PausingCache(type(cache)):  # type: ignore[misc]
+        @property
+        def _generation(self) -> int:
+            value: int = self.__dict__["_generation_value"]
+            if sys._getframe(1).f_code.co_name == "_fill_now":
+                pause()
+            return value
+
+        @_generation.setter
+        def _generation(self, value: int) -> None:
+            self.__dict__["_generation_value"] = value
+
+    assert not cache._flights
+    cache._flights = PausingTrie()
+    cache.__dict__["_generation_value"] = cache.__dict__.pop("_generation")
+    cache.__class__ = PausingCache
     return checked, resume
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import importlib
 import random
 from typing import Any
 
@@ -194,6 +195,34 @@ def test_labels_across_the_inline_limit(trie_cls: Any, length: int) -> None:
             del trie[key]
             del model[key]
             assert_matches(trie, model, prefixes)
+
+
+def _merge_run(cls: Any, seed: int) -> list[Any]:
+    """Writes to a bounded trie whose deletes keep merging forks into children with long
+    labels (which the compiled core rebuilds in a new block), with what each step left."""
+    rng = random.Random(seed)
+    trie = cls(max_entries=12)
+    stems = ["p", "pa" + "l" * 12, "pa" + "l" * 12 + "é" * 5, "q" + "\U0001f600" * 4]
+    trace: list[Any] = []
+    for _ in range(400):
+        key = rng.choice(stems) + rng.choice(["", "x", "y", "xz" * 6, "/"])
+        if rng.random() < 0.55:
+            trie[key] = key
+        elif key in trie:
+            del trie[key]
+        else:
+            trie.get(rng.choice(list(trie) or [key]))
+        trace.append(sorted(trie.items()))
+    return trace
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bounded_merges_into_long_labels_evict_as_the_pure_core(seed: int) -> None:
+    # A merged child moves to a new block: its queue neighbours, the hand and its children's
+    # parent links must follow it, or the next evictions pick other victims (or crash).
+    compiled = importlib.import_module("trie_cache._radix").RadixTrie
+    pure = importlib.import_module("trie_cache._radix_py").RadixTrie
+    assert _merge_run(compiled, seed) == _merge_run(pure, seed)
 
 
 def test_chain_deeper_than_the_scratch_path(trie_cls: Any) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
 import pytest
+from threads import run_threads
 
 HAZARD_KEY = "zz/hazard"  # sorts last, so popitem takes it
 NEIGHBOURS = {"a": 1, "a/b": 2, "k": 3, "k/sib": 4, "k/sib2": 5, "other": 6, "zz": 7}
@@ -203,48 +203,44 @@ def random_key(rng: random.Random) -> str:
     return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 4)))
 
 
-def mixed_ops(trie: Any, seed: int, start: threading.Barrier, errors: list[BaseException]) -> None:
+def mixed_ops(trie: Any, seed: int) -> None:
     rng = random.Random(seed)
-    start.wait()
-    try:
-        for n in range(OPS_PER_THREAD):
-            key = random_key(rng)
-            roll = rng.random()
-            if roll < 0.30:
-                trie[key] = (seed, n)
-            elif roll < 0.40:
-                trie.get(key)
-                _ = key in trie
-            elif roll < 0.50:
-                trie.pop(key, None)
-            elif roll < 0.55:
-                try:
-                    del trie[key]
-                except KeyError:
+    for n in range(OPS_PER_THREAD):
+        key = random_key(rng)
+        roll = rng.random()
+        if roll < 0.30:
+            trie[key] = (seed, n)
+        elif roll < 0.40:
+            trie.get(key)
+            _ = key in trie
+        elif roll < 0.50:
+            trie.pop(key, None)
+        elif roll < 0.55:
+            try:
+                del trie[key]
+            except KeyError:
+                pass
+        elif roll < 0.60:
+            trie.setdefault(key, (seed, n))
+        elif roll < 0.67:
+            trie.invalidate_prefix(key[:2])
+        elif roll < 0.75:
+            assert 0 <= trie.count_prefix(key[:1]) <= len(trie) + THREADS * 4
+        elif roll < 0.85:
+            try:
+                for _ in trie.items(key[:1]):
                     pass
-            elif roll < 0.60:
-                trie.setdefault(key, (seed, n))
-            elif roll < 0.67:
-                trie.invalidate_prefix(key[:2])
-            elif roll < 0.75:
-                assert 0 <= trie.count_prefix(key[:1]) <= len(trie) + THREADS * 4
-            elif roll < 0.85:
-                try:
-                    for _ in trie.items(key[:1]):
-                        pass
-                except RuntimeError:
-                    pass  # another thread changed the structure: expected
-            elif roll < 0.90:
-                trie.reclaim()
-            elif roll < 0.95:
-                try:
-                    trie.popitem()
-                except KeyError:
-                    pass
-            else:
-                trie.copy()
-    except BaseException as exc:  # noqa: BLE001 - reported by the test
-        errors.append(exc)
+            except RuntimeError:
+                pass  # another thread changed the structure: expected
+        elif roll < 0.90:
+            trie.reclaim()
+        elif roll < 0.95:
+            try:
+                trie.popitem()
+            except KeyError:
+                pass
+        else:
+            trie.copy()
 
 
 @pytest.fixture
@@ -260,18 +256,7 @@ def fast_switching() -> Iterator[None]:
 @pytest.mark.usefixtures("fast_switching")
 def test_threads_share_one_trie(trie_cls: Any) -> None:
     trie = trie_cls()
-    errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
-    threads = [
-        threading.Thread(target=mixed_ops, args=(trie, seed, start, errors))
-        for seed in range(THREADS)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
+    assert run_threads(partial(mixed_ops, trie), THREADS, timeout=60) == []
     assert_consistent(trie)
     keys = list(trie)
     prefixes = {k[:n] for k in keys for n in range(len(k) + 1)}
@@ -295,11 +280,9 @@ def count_key(trie: Any, key: str) -> int:
 def test_threads_with_values_whose_del_uses_the_trie(trie_cls: Any) -> None:
     trie = trie_cls()
     log: list[Any] = []
-    start = threading.Barrier(THREADS)
 
     def worker(seed: int) -> None:
         rng = random.Random(seed)
-        start.wait()
         for _ in range(OPS_PER_THREAD // 4):
             key = random_key(rng)
             mirror = rng.random() < 0.5
@@ -307,12 +290,7 @@ def test_threads_with_values_whose_del_uses_the_trie(trie_cls: Any) -> None:
             if rng.random() < 0.2:
                 trie.invalidate_prefix(key[:1])
 
-    threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
+    assert run_threads(worker, THREADS, timeout=60) == []
     trie.reclaim()
     assert_consistent(trie)
     for value in trie.values():

@@ -34,17 +34,35 @@ it. The default ``_put_if`` (check, then ``_put``) is atomic only for a backend 
 thread. This is the per-prefix generation counter of the issue in trie form: detaching a subtree
 ends the generation of every fetch under it, and nothing needs pruning afterwards.
 
-The miss path. The first caller of a key (per event loop) registers a flight and starts the
-fetch; later callers on the same loop join it. Every caller that waits for a flight, the first
-one included, awaits a future of its own, resolved with the flight's rows or exception, and
-counts in ``_Flight.waiting``.
+The fetch's first step: a generation instead of a registration. The registration exists for
+callers that join and for writes that come while the fetch waits; while the fetch's first step
+runs inside the call (below), no other caller on its loop can run, so a miss registers nothing
+yet (a registration and its removal cost a trie insert and delete, and a ``_Flight``: about a
+fifth of a miss). It reads the cache-wide ``_generation`` before calling ``fetch``; every
+``put`` and ``invalidate_prefix`` increments it, *then* takes ``_write_lock`` to detach if any
+flight is registered or any fill is inside a check (``_checking``). A fetch that returns in its
+first step stores with ``_fill_now(key, rows, generation)``: under ``_write_lock``, with
+``_checking`` raised, it stores only if the generation is unchanged. A write that increments
+after that check sees ``_checking`` and waits for the lock, so it lands after the store; one
+that increments before makes the check refuse (any write refuses it, not only one for this
+key: the window is one synchronous step, and a refused fill is only a miss later). A fetch that
+suspends (or whose store must await) registers its flight then, in ``_flight_from``, under the
+same check: if a write came during the first step, the flight stays out of the registry, no
+caller joins it and its fill is refused. The increment itself takes no lock: two writes that
+increment at once may lose one of the increments, but either still changes the value a fill
+compares with.
+
+The miss path. The first caller of a key (per event loop) starts the fetch, and registers a
+flight if the fetch suspends; later callers on the same loop join it. Every caller that waits
+for a flight, the first one included, awaits a future of its own, resolved with the flight's
+rows or exception, and counts in ``_Flight.waiting``.
 
 * Python 3.12 and later: the fetch runs in a task of its own, started eagerly
   (``asyncio.Task(..., eager_start=True)``): its first step runs inside the call, in that
   task. A fetch that returns without suspending (a memo, pre-fetched rows) leaves the task
   done before the constructor returns; the caller takes the result and, with a backend that
-  stores without awaiting (``MemCache``'s ``_put_if_now``), stores it: no await, no loop
-  iteration, no shield. A fetch that suspends goes on in its task; when that task ends, a
+  stores without awaiting (``MemCache``'s ``_fill_now``), stores it: no flight, no await, no
+  loop iteration, no shield. A fetch that suspends goes on in its task; when that task ends, a
   done-callback (``_fetched``) stores the rows and resolves the callers' futures (a store that
   awaits goes on in a task). A store that awaits after a fetch that did not suspend also runs
   in a task (``_store_in_task``). The task costs about 0.35 microseconds a miss over running
@@ -221,7 +239,8 @@ class CacheStats:
     evictions: int = 0
     """Entries removed to make room under ``max_entries`` / ``max_bytes`` (MemCache)."""
     expirations: int = 0
-    """Entries removed by the eviction hand because older than the cache's ``max_age``."""
+    """Entries removed because expired: older than the cache's ``max_age`` plus its default
+    stale window (MemCache: by a default ``get``, a write, the eviction hand, ``remove_expired``)."""
     oversized: int = 0
     """Rows not stored because heavier than ``max_bytes`` on their own."""
     remote_invalidations: int = 0
@@ -453,6 +472,10 @@ class Cache(abc.ABC):
         self._stale = check_stale(stale_while_revalidate)
         # key -> {event loop: _Flight}; see the module docstring.
         self._flights: Any = RadixTrie()
+        # Bumped by every put and invalidation before it detaches (module docstring).
+        self._generation = 0
+        # Fills inside a generation check, under _write_lock; a write that sees one waits.
+        self._checking = 0
         # Held by a registration check with its store, and by put's and invalidate's detach.
         self._write_lock = threading.RLock()
         self._refresh_tasks: set[asyncio.Task[None]] = set()
@@ -514,6 +537,14 @@ class Cache(abc.ABC):
         """``_put_if`` without awaiting, for a backend that can, with the guard
         ``self._registered(key, flight)``: ``True``/``False``, or ``_UNKNOWN`` (the default)
         when only the awaiting ``_put_if`` can store."""
+        return _UNKNOWN
+
+    def _fill_now(self, key: str, rows: CachedRows, generation: int) -> Any:
+        """Store the rows of a fetch that returned in its first step, without awaiting,
+        unless a put or invalidation began since ``generation`` was read: ``True``,
+        ``False`` (refused) or ``OVERSIZED``; ``_UNKNOWN`` (the default) when the backend
+        cannot store without awaiting. The check and the store must be atomic against
+        writes: both under ``_write_lock``, with ``_checking`` raised (module docstring)."""
         return _UNKNOWN
 
     def _peek(self, key: str) -> Any:
@@ -578,7 +609,8 @@ class Cache(abc.ABC):
         """
         check_key(key)
         check_rows(rows)
-        if self._flights:
+        self._generation += 1
+        if self._flights or self._checking:
             with self._write_lock:
                 self._flights.pop(key, None)
         await self._put(key, rows)
@@ -591,7 +623,11 @@ class Cache(abc.ABC):
         acknowledged it (or raises ``trie_cache.redis.BusError`` after ``publish_timeout``).
         """
         check_prefix(prefix)
-        removed = await self._drop(prefix)
+        self._generation += 1  # _drop inlined: one coroutine less
+        if self._flights or self._checking:
+            with self._write_lock:
+                self._flights.invalidate_prefix(prefix)
+        removed = await self._invalidate(prefix)
         self._invalidations += 1
         self._keys_removed += removed
         if self._bus is not None:
@@ -600,7 +636,8 @@ class Cache(abc.ABC):
 
     async def _drop(self, prefix: str) -> int:
         """The local part of ``invalidate_prefix``, also what a bus applies from elsewhere."""
-        if self._flights:
+        self._generation += 1
+        if self._flights or self._checking:
             with self._write_lock:
                 self._flights.invalidate_prefix(prefix)
         return await self._invalidate(prefix)
@@ -668,10 +705,8 @@ class Cache(abc.ABC):
         loop = asyncio.get_running_loop()
         flights = self._flights
         while True:
-            flight = _Flight()
-            flight.loop = loop
-            registration = flights.setdefault(key, flight)
-            if registration is not flight:
+            registration = flights.get(key) if flights else None
+            if registration is not None:
                 other = _flight_on(registration, loop)
                 if other is not None and not other.abandoned and not other.done:
                     self._coalesced += 1
@@ -679,13 +714,15 @@ class Cache(abc.ABC):
                     if joined is not _RETRY:
                         return joined  # type: ignore[no-any-return]
                     continue  # the cache cancelled that fetch: join or start another
-                self._register_beside(key, flight)
+            # No registration while the fetch's first step runs: the generation stands in
+            # for it, and a flight registers only if that step suspends (module docstring).
             self._fetches += 1
+            generation = self._generation
             started = time.time()
             try:
                 aw = fetch()
             except BaseException as exc:
-                self._fetch_failed(key, flight, exc)
+                self._count_failed_fetch(exc)
                 raise
             if _FETCH_IN_TASK:
                 # The fetch in a task of its own, started eagerly: its first step runs now,
@@ -699,10 +736,11 @@ class Cache(abc.ABC):
                         task = _Task(aw, loop=loop)
                 except BaseException as exc:
                     # KeyboardInterrupt or SystemExit from the first step leaves the task
-                    # constructor (asyncio re-raises those); end the flight as a failure.
-                    self._fetch_failed(key, flight, exc)
+                    # constructor (asyncio re-raises those).
+                    self._count_failed_fetch(exc)
                     raise
                 if not task.done():
+                    flight = self._flight_from(key, loop, generation)
                     flight.task = task
                     task.add_done_callback(functools.partial(self._fetched, key, flight, started))
                     joined = await self._join(flight)
@@ -712,43 +750,44 @@ class Cache(abc.ABC):
                 try:
                     result = task.result()
                 except BaseException as exc:
-                    self._fetch_failed(key, flight, exc)
+                    self._count_failed_fetch(exc)
                     raise
                 break
             # Python 3.10 and 3.11: the fetch runs in this caller's task (module docstring).
             if type(aw) is not CoroutineType:
+                flight = self._flight_from(key, loop, generation)
                 return await self._drive(key, aw, flight, started)
             try:
                 step = aw.send(None)
             except StopIteration as stop:
                 result = stop.value
             except BaseException as exc:
-                self._fetch_failed(key, flight, exc)
+                self._count_failed_fetch(exc)
                 raise
             else:
                 # It suspended: the general path, driven by this caller.
+                flight = self._flight_from(key, loop, generation)
                 return await self._drive(key, _Resume(aw, step), flight, started)
             break
-        # The fetch returned without suspending: nobody saw the flight (no loop iteration
-        # passed), so there is no one to answer and no need to mark it fetched or done.
+        # The fetch returned without suspending: nobody could join it (no loop iteration
+        # passed), so there is no flight and no one to answer.
         if type(result) is CachedRows:
             rows = result
         else:
             try:
                 rows = _as_rows(result, started)
             except TypeError as exc:
-                self._fetch_failed(key, flight, exc)
+                self._count_failed_fetch(exc)
                 raise
         if self._stores:
             try:
-                stored = self._put_if_now(key, rows, flight)
+                stored = self._fill_now(key, rows, generation)
             except BaseException:
-                flight.done = True
-                self._unregister(key, flight)
                 self._fill_errors += 1
                 raise
             if stored is _UNKNOWN:
                 # The backend's store awaits: the general path for the rest.
+                flight = self._flight_from(key, loop, generation)
                 if _FETCH_IN_TASK:
                     return await self._store_in_task(key, rows, flight, started)
                 return await self._drive(key, rows, flight, started, True)
@@ -758,11 +797,31 @@ class Cache(abc.ABC):
                 self._fills += 1
             else:
                 self._stale_fills_prevented += 1
-        if flights.get(key) is flight:
-            flights.pop(key, None)
-        else:
-            self._unregister(key, flight)
         return rows
+
+    def _count_failed_fetch(self, exc: BaseException) -> None:
+        if isinstance(exc, Exception):
+            self._fetch_errors += 1
+        else:
+            self._fetches_cancelled += 1
+
+    def _flight_from(self, key: str, loop: asyncio.AbstractEventLoop, generation: int) -> _Flight:
+        """The flight of a fetch whose first step has run (it suspended, or the store of its
+        rows awaits), registered unless a put or invalidation began since ``generation`` was
+        read: then it stays out, no caller joins it, and its fill is refused."""
+        flight = _Flight()
+        flight.loop = loop
+        with self._write_lock:
+            self._checking += 1
+            try:
+                if (
+                    self._generation == generation
+                    and self._flights.setdefault(key, flight) is not flight
+                ):
+                    self._register_beside(key, flight)
+            finally:
+                self._checking -= 1
+        return flight
 
     def _fetch_failed(self, key: str, flight: _Flight, exc: BaseException) -> None:
         """The fast path's fetch raised: count it and end the flight (nobody joined)."""

@@ -751,6 +751,8 @@ class LmdbCache(Cache):
     ``durable=True`` syncs every commit to disk before a write's ``await`` returns;
     ``durable=False`` leaves flushing to the OS (a process crash loses nothing committed,
     an OS crash may lose recent writes). ``max_age`` is the default age limit of ``get``;
+    rows older than it are a miss but stay stored (a read removes nothing, unlike
+    ``MemCache``) until a put replaces them or an invalidation drops them.
     ``bus`` a ``RedisBus`` that shares invalidations with other processes (see :class:`Cache`).
 
     The folder is opened on a background thread; open errors (:class:`LmdbCacheError`)

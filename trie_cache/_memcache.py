@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,18 +35,28 @@ class MemCache(Cache):
 
     Every trie operation is a single call that completes without awaiting, so tasks on
     one loop and threads running other loops can share an instance; reads take no lock.
-    A fill checks its registration and stores under the base's ``_write_lock``, which
-    ``put`` and ``invalidate_prefix`` hold only to detach registrations, and only while
-    fetches are in flight. ``max_age`` and ``stale_while_revalidate`` are the defaults
+    A fill checks its registration (or the cache's generation) and stores under the base's
+    ``_write_lock``, which ``put`` and ``invalidate_prefix`` hold only to detach
+    registrations, and only while fetches are in flight or a fill is being stored. ``max_age`` and ``stale_while_revalidate`` are the defaults
     of ``get``/``get_or_fetch``; ``bus`` a ``RedisBus`` (see :class:`Cache`).
 
     ``max_entries`` and ``max_bytes`` bound the cache: after every ``put`` and every fill
     by ``get_or_fetch`` returns, ``len(cache) <= max_entries`` and
     ``cache.nbytes <= max_bytes``. The trie evicts with SIEVE; an entry weighs its key's
     UTF-8 length plus ``rows.nbytes``, and rows heavier than ``max_bytes`` on their own are
-    not stored (what the key held is removed). With ``max_age`` set, the eviction hand
-    removes the rows it meets that are older than ``max_age`` plus the default
-    ``stale_while_revalidate`` window first, whatever their visited bit.
+    not stored (what the key held is removed).
+
+    With ``max_age`` set, rows older than ``max_age`` plus the default
+    ``stale_while_revalidate`` window are *expired* (no default caller can be served them)
+    and leave the cache, counted in ``stats().expirations``, without a sweeper thread or a
+    scan: a ``get`` with the default ``max_age`` that meets them removes them (unless the key
+    was stored again meanwhile); in an unbounded cache every ``put`` and fill also examines
+    the two oldest entries and removes them if expired, so entries nobody reads again drain
+    at up to two per write; in a bounded cache the eviction hand removes the expired rows it
+    meets first, whatever their visited bit. :meth:`remove_expired` removes the expired rows
+    at the oldest end on demand. A ``get`` with an explicit ``max_age`` applies that limit and
+    removes nothing, so ``get(key, max_age=math.inf)`` still reads rows the cache has not
+    removed yet.
     """
 
     def __init__(
@@ -64,10 +75,14 @@ class MemCache(Cache):
         max_bytes = check_limit(max_bytes, "max_bytes")
         self._bounded = max_entries is not None or max_bytes is not None
         self._oversized = 0
+        self._expired_on_get = 0
+        # Rows past max_age but inside the default stale window may still be served.
+        self._expire_after = math.inf
         expired = None
-        if self._bounded and self._max_age is not None:
-            # Rows past max_age but inside the default stale window may still be served.
-            expired = _older_than(self._max_age + (self._stale or 0.0))
+        if self._max_age is not None:
+            self._expire_after = self._max_age + (self._stale or 0.0)
+        if math.isfinite(self._expire_after):
+            expired = _older_than(self._expire_after)
         trie_cls = RadixTrie if _trie_cls is None else _trie_cls
         self._max_bytes = max_bytes
         # A trie records weights only with a max_weight: nbytes needs them in every bounded
@@ -104,7 +119,7 @@ class MemCache(Cache):
         return dataclasses.replace(
             super().stats(),
             evictions=self._trie.evictions,
-            expirations=self._trie.expirations,
+            expirations=self._trie.expirations + self._expired_on_get,
             oversized=self._oversized,
         )
 
@@ -135,10 +150,31 @@ class MemCache(Cache):
             if max_age is not None:
                 check_max_age(max_age)
             return None
-        if max_age is None and self._max_age is None:
+        if max_age is not None:
+            return self._aged(rows, max_age)
+        limit = self._max_age
+        if limit is None:
             self._hits += 1
             return rows
-        return self._aged(rows, max_age)
+        age = time.time() - rows.fetched_at
+        if age <= limit:
+            self._hits += 1
+            return rows
+        self._misses += 1
+        # Expired: remove these very rows, unless the key was stored again meanwhile.
+        if age > self._expire_after and self._trie.remove_if_is(key, rows):
+            self._expired_on_get += 1
+        return None
+
+    def remove_expired(self) -> int:
+        """Remove the expired rows (see the class) at the oldest end of the cache's queue,
+        stopping at the first that is not expired; return how many (in
+        ``stats().expirations``). Never called by the cache itself; 0 without ``max_age``.
+
+        The queue is in store order in an unbounded cache; in a bounded one a replaced key
+        keeps its place, so rows stored again may stop the walk early.
+        """
+        return self._trie.remove_expired()  # type: ignore[no-any-return]
 
     async def put(self, key: str, rows: CachedRows) -> None:
         """Store ``rows`` under ``key``, replacing what was there.
@@ -147,7 +183,8 @@ class MemCache(Cache):
         """
         # Cache.put inlined: the trie rejects a non-str key before anything changes.
         check_rows(rows)
-        if self._flights:
+        self._generation += 1
+        if self._flights or self._checking:
             with self._write_lock:  # a fetch in flight for key must not overwrite this
                 self._flights.pop(key, None)
         self._store(key, rows)
@@ -160,6 +197,23 @@ class MemCache(Cache):
                 return False
             stored = self._store(key, rows)
         finally:
+            lock.release()
+        return True if stored else OVERSIZED
+
+    def _fill_now(self, key: str, rows: CachedRows, generation: int) -> Any:
+        lock = self._write_lock
+        lock.acquire()  # acquire/release: cheaper than "with" on the miss path
+        self._checking += 1
+        try:
+            if self._generation != generation:
+                return False
+            if self._bounded:
+                stored = self._store(key, rows)
+            else:
+                self._trie[key] = rows
+                stored = True
+        finally:
+            self._checking -= 1
             lock.release()
         return True if stored else OVERSIZED
 

@@ -23,7 +23,9 @@ Nothing here recurses, so chains of any depth are safe.
 Bounded tries (``max_entries`` or ``max_weight``) evict with SIEVE exactly as the compiled
 core does; their nodes are ``_QNode``: ``weight`` of the node's own value, ``wsum`` of its
 subtree (so a detached subtree's weight leaves the total at once), and the two neighbours in
-the eviction queue. See ``_make_room``. Without ``max_weight`` every entry weighs 1.
+the eviction queue. See ``_make_room``. Without ``max_weight`` every entry weighs 1. A trie
+with ``expired`` and no bound has the same nodes and queue, kept in store order; each write
+trims its oldest end (``_expire_oldest``).
 
 A value's ``__del__`` may run arbitrary code that uses the same trie, so every method finishes
 its changes to the structure before it lets go of a reference to a value. One re-entrant lock
@@ -151,6 +153,13 @@ class RadixTrie(Generic[V]):
     ``max_entries`` / ``max_weight`` bound the trie: after each write returns it holds at
     most that many entries and that much weight (see :meth:`put`), evicting with SIEVE;
     ``expired(value) -> bool`` lets the eviction hand drop expired entries first.
+
+    ``expired`` without a bound keeps the entries in a queue in store order (a replaced key
+    moves to the newest end), and every write that stores examines at most two entries at its
+    oldest end, removing those ``expired`` calls expired and stopping at the first it does
+    not: entries nobody reads again still leave, with no sweeper and no scan. A bounded trie
+    leaves expiry to its hand. :meth:`remove_expired` walks the oldest end on demand, and
+    :meth:`remove_if_is` lets a reader remove what it found expired.
     """
 
     __slots__ = (
@@ -158,6 +167,7 @@ class RadixTrie(Generic[V]):
         "_evictions",
         "_expirations",
         "_expired",
+        "_expiry_only",
         "_hand",
         "_keep",
         "_lock",
@@ -179,8 +189,10 @@ class RadixTrie(Generic[V]):
     _pending_count: int  # values held by the nodes in _pending and their subtrees
     _modcount: int  # bumped on every structural change; iterators compare it
     _lock: threading.RLock
-    # The bound: see _make_room. With neither limit set the queue stays empty.
+    # The bound: see _make_room. ``_bounded`` is true when a limit or ``expired`` is set:
+    # then the nodes are _QNode and the entries sit in the queue.
     _bounded: bool
+    _expiry_only: bool  # queued for ``expired`` alone: store order, writes trim the oldest end
     _max_entries: int | None
     _max_weight: int | None
     _expired: Any  # None, or value -> bool, asked by the hand
@@ -207,6 +219,8 @@ class RadixTrie(Generic[V]):
             raise TypeError(f"expired must be callable or None, not {type(expired).__name__}")
         self = super().__new__(cls)
         self._bounded = limit_entries is not None or limit_weight is not None
+        self._expiry_only = not self._bounded and expired is not None
+        self._bounded = self._bounded or self._expiry_only
         self._max_entries = limit_entries
         self._max_weight = limit_weight
         self._expired = expired
@@ -258,12 +272,13 @@ class RadixTrie(Generic[V]):
 
     @property
     def expirations(self) -> int:
-        """Entries removed by the hand because ``expired`` said so."""
+        """Entries removed because ``expired`` said so: by the hand, by the writes of a
+        trie with no bound, by :meth:`remove_expired`."""
         return self._expirations
 
     @property
     def expired(self) -> Callable[[Any], object] | None:
-        """The predicate the hand asks about each entry it meets, or None."""
+        """The predicate asked about the entries the hand (or an expiry step) meets, or None."""
         return self._expired  # type: ignore[no-any-return]
 
     def _push(self, node: _QNode) -> None:
@@ -371,12 +386,82 @@ class RadixTrie(Generic[V]):
             self._evictions += 1
         del old  # may re-enter; the trie and the queue are consistent here
 
+    def _expire_oldest(self, budget: int) -> int:
+        """Remove entries from the queue's oldest end while ``expired`` calls them expired,
+        examining at most ``budget`` of them; return how many went.
+
+        The compiled core's rules: nodes of detached subtrees leave the queue unexamined; the
+        walk stops at the first entry that is not expired, at the entry the current write
+        stored (``_keep``), when the predicate changed the trie, and when a released value's
+        ``__del__`` wrote to it (``_keep`` was cleared: a write ends by clearing it).
+        """
+        keeping = self._keep is not None
+        removed = 0
+        while budget > 0 and self._expired is not None:
+            node = self._oldest
+            if node is None or node is self._keep:
+                break
+            if not self._live(node):
+                self._unlink(node)
+                continue
+            budget -= 1
+            value = node.value
+            stamp = self._modcount
+            gone = bool(self._expired(value))
+            if self._modcount != stamp or node.value is not value or not gone:
+                break
+            del value
+            self._evict(node, True)
+            removed += 1
+            if keeping and self._keep is None:
+                break
+        return removed
+
+    def remove_expired(self) -> int:
+        """Remove entries from the oldest end of the queue while ``expired`` calls them
+        expired; return how many (counted in :attr:`expirations`).
+
+        The walk stops at the first entry that is not expired, so it costs what it removes
+        plus one call of ``expired``; it is never run by the trie itself. The queue is in
+        store order when ``expired`` is set without a bound, in insertion order (a replaced
+        key keeps its place) in a bounded trie. 0 for a trie without ``expired``.
+        """
+        with self._lock:
+            if not self._bounded:
+                return 0
+            removed = self._expire_oldest(self._root.count)
+            if self._pending:
+                self._release(_SLICE)
+            return removed
+
+    def remove_if_is(self, key: str, value: object) -> bool:
+        """Remove ``key`` if the value it holds is ``value`` itself (``is``, not ``==``);
+        return whether it did.
+
+        A compare-and-delete: a reader that found ``value`` stale removes it without
+        removing what another thread stored under ``key`` since. Atomic like every method.
+        """
+        key = _check(key, "keys")
+        with self._lock:
+            node = self._find(key)
+            if node is None or node.value is _ABSENT or node.value is not value:
+                return False
+            old = self._remove(key)
+            del old  # the caller holds value: no __del__ runs here
+            if self._pending:
+                self._release(_SLICE)
+            return True
+
     def _write(self, key: str, value: Any, weight: int) -> None:
         """Set ``key`` (checked) with ``weight``, restore the bound, release a slice."""
         old = self._store(key, value, True, weight)
         if self._bounded:
-            self._make_room()
-            self._keep = None
+            try:
+                self._make_room()
+                if self._expiry_only:
+                    self._expire_oldest(2)
+            finally:
+                self._keep = None  # also when expired raised: keep names no entry
         del old  # the structure is consistent: the old value may go now
         if self._pending:
             self._release(_SLICE)
@@ -489,11 +574,11 @@ class RadixTrie(Generic[V]):
     def _store(self, key: str, value: Any, replace: bool, weight: int = 1) -> Any:
         """Set ``key``; return the value it had (``_ABSENT`` if none).
 
-        With ``replace`` false an existing value is kept and returned. In a bounded trie the
+        With ``replace`` false an existing value is kept and returned. In a queued trie the
         entry weighs ``weight`` and ``_keep`` names its node: a new key joins the queue's
-        newest end, a replaced one keeps its place and counts as visited. Without
-        ``max_weight`` every entry weighs 1, as in the compiled core, which keeps no weights
-        then.
+        newest end, a replaced one keeps its place and counts as visited (``_expiry_only``:
+        moves to the newest end). Without ``max_weight`` every entry weighs 1, as in the
+        compiled core, which keeps no weights then.
         """
         new_node = self._node
         bounded = self._bounded
@@ -577,7 +662,11 @@ class RadixTrie(Generic[V]):
                 path.append(node)
                 for above in path:
                     above.wsum += delta  # type: ignore[attr-defined]
-                node.visited = True
+                if self._expiry_only:
+                    self._unlink(node)  # the queue stays in store order
+                    self._push(node)
+                else:
+                    node.visited = True
                 self._keep = node
         return old
 
