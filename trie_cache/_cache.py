@@ -240,7 +240,8 @@ class CacheStats:
     """Entries removed to make room under ``max_entries`` / ``max_bytes`` (MemCache)."""
     expirations: int = 0
     """Entries removed because expired: older than the cache's ``max_age`` plus its default
-    stale window (MemCache: by a default ``get``, a write, the eviction hand, ``remove_expired``)."""
+    stale window (MemCache: by a default ``get``, a write, the eviction hand or
+    ``remove_expired``)."""
     oversized: int = 0
     """Rows not stored because heavier than ``max_bytes`` on their own."""
     remote_invalidations: int = 0

@@ -37,8 +37,9 @@ class MemCache(Cache):
     one loop and threads running other loops can share an instance; reads take no lock.
     A fill checks its registration (or the cache's generation) and stores under the base's
     ``_write_lock``, which ``put`` and ``invalidate_prefix`` hold only to detach
-    registrations, and only while fetches are in flight or a fill is being stored. ``max_age`` and ``stale_while_revalidate`` are the defaults
-    of ``get``/``get_or_fetch``; ``bus`` a ``RedisBus`` (see :class:`Cache`).
+    registrations, and only while fetches are in flight or a fill is being stored.
+    ``max_age`` and ``stale_while_revalidate`` are the defaults of ``get``/``get_or_fetch``;
+    ``bus`` a ``RedisBus`` (see :class:`Cache`).
 
     ``max_entries`` and ``max_bytes`` bound the cache: after every ``put`` and every fill
     by ``get_or_fetch`` returns, ``len(cache) <= max_entries`` and
