@@ -1664,8 +1664,8 @@ cdef class RadixTrie:
         whether it was stored.
 
         An entry heavier than ``max_weight`` is not stored and removes what ``key`` held
-        (``False``). A trie with neither a bound nor ``expired`` records no weights: ``put``
-        is ``self[key] = value``.
+        (``False``). A trie without ``max_weight`` records no weights (each entry weighs 1):
+        ``put`` is then ``self[key] = value``.
         """
         cdef Py_ssize_t w = check_weight(weight)
         cdef Py_ssize_t n
@@ -1694,8 +1694,8 @@ cdef class RadixTrie:
 
     @property
     def weight(self):
-        """Sum of the weights of the entries (``len(self)`` for a trie with neither a bound
-        nor ``expired``: it records no weights)."""
+        """Sum of the weights of the entries; ``len(self)`` without ``max_weight`` (every
+        entry then weighs 1)."""
         if self.weighed:
             return weight_of(self.root)[0]
         return self.root.count
