@@ -77,6 +77,14 @@ async def _all_joined(cache: Cache, callers: int) -> None:
         await asyncio.sleep(0.001)
 
 
+async def _callers_first_cancelled(cache: Cache, fetch: Any) -> list[asyncio.Task[Any]]:
+    """Three callers of ``get_or_fetch("k", fetch)`` sharing one flight, the first cancelled."""
+    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
+    await _all_joined(cache, 3)
+    callers[0].cancel()
+    return callers
+
+
 # -- basic read-through ----------------------------------------------------------------------
 
 
@@ -258,9 +266,7 @@ async def test_cancelling_the_first_caller_leaves_the_fetch_to_the_others(
     cache: Cache, cache_backend: str
 ) -> None:
     fetch = Fetcher(gated=True)
-    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
-    await _all_joined(cache, 3)
-    callers[0].cancel()
+    callers = await _callers_first_cancelled(cache, fetch)
     await _settle()
     assert callers[0].cancelled()
     assert not fetch.cancelled
@@ -280,9 +286,7 @@ async def test_the_first_caller_cancelled_then_the_fetch_fails_the_others_get_th
 ) -> None:
     error = LookupError("database down")
     fetch = Fetcher(error, gated=True)
-    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
-    await _all_joined(cache, 3)
-    callers[0].cancel()
+    callers = await _callers_first_cancelled(cache, fetch)
     await _settle()
     fetch.gate.set()
     outcomes = await asyncio.gather(*callers, return_exceptions=True)
@@ -335,9 +339,7 @@ async def test_cancelling_the_first_caller_cancels_its_fetch_and_the_others_fetc
     # The fetch runs in its first caller's task, so that a timeout inside it (which cancels
     # the current task) reaches it; the callers still waiting are not cancelled with it.
     fetch = Fetcher(gated=True)
-    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
-    await _all_joined(cache, 3)
-    callers[0].cancel()
+    callers = await _callers_first_cancelled(cache, fetch)
     await _settle()
     assert callers[0].cancelled() and fetch.cancelled
     assert fetch.calls == 2  # one of the others started a new fetch, the last joined it
@@ -788,9 +790,7 @@ async def test_a_task_group_inside_the_fetch(cache: Cache, fails: bool) -> None:
 async def test_a_timeout_inside_the_fetch_after_its_first_caller_left(cache: Cache) -> None:
     # The timeout acts on the fetch's task, not on the caller that started it.
     fetch = TimesOut(0.1)
-    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
-    await _all_joined(cache, 3)
-    callers[0].cancel()
+    callers = await _callers_first_cancelled(cache, fetch)
     outcomes = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 10)
     assert isinstance(outcomes[0], asyncio.CancelledError)
     assert all(isinstance(o, TimeoutError) for o in outcomes[1:]), outcomes
