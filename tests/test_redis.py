@@ -356,7 +356,7 @@ async def test_paused_server_makes_gets_miss_until_caught_up(
     b = await spawn(url=server.url, max_lag=0.3)
     for key in ("t1/clients/1", "t1/orders/1"):
         await b.call("put", key=key)
-    async with RedisBus(server.url, stream=stream, publish_timeout=0.2) as a:
+    async with RedisBus(server.url, stream=stream, publish_timeout=1.0) as a:
         cache_a = NoCache(bus=a)
         server.pause()
         try:
@@ -449,7 +449,7 @@ async def test_restarted_empty_server_resets_every_cache(
 async def test_failed_append_drops_locally_raises_and_appends_later(
     server: RedisServer, stream: str
 ) -> None:
-    async with RedisBus(server.url, stream=stream, publish_timeout=0.2) as bus:
+    async with RedisBus(server.url, stream=stream, publish_timeout=1.0) as bus:
         cache = MemCache(bus=bus)
         for key in ("a/1", "b/1", "c/1"):
             await cache.put(key, ROWS)
@@ -555,7 +555,7 @@ async def test_cluster_clients(tmp_path: Path, stream: str) -> None:
 async def test_closing_with_redis_down_reports_what_was_never_appended(
     server: RedisServer, stream: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bus = RedisBus(server.url, stream=stream, publish_timeout=0.2)
+    bus = RedisBus(server.url, stream=stream, publish_timeout=1.0)
     await bus.start()
     cache = MemCache(bus=bus)
     server.kill()
