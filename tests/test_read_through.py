@@ -352,15 +352,22 @@ async def test_cancelling_the_first_caller_cancels_its_fetch_and_the_others_fetc
 
 
 @ALL
-async def test_cancelling_every_waiter_cancels_the_fetch(cache: Cache) -> None:
+@pytest.mark.parametrize("in_turn", [False, True], ids=["at-once", "in-turn"])
+async def test_cancelling_every_caller_cancels_the_fetch_and_leaves_nothing(
+    cache: Cache, in_turn: bool
+) -> None:
     fetch = Fetcher(gated=True)
     callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
     await _all_joined(cache, 3)
     for caller in callers:
         caller.cancel()
+        if in_turn:
+            await _settle()
     await _settle()
     assert all(c.cancelled() for c in callers)
     assert fetch.cancelled
+    assert not cache._flights
+    assert cache.stats().fetches == cache.stats().fetches_cancelled
     assert await cache.get("k") is None
     # The flight is gone: the next caller starts a fresh fetch.
     again = Fetcher(NEW)
@@ -818,19 +825,6 @@ async def test_a_timeout_around_the_first_call_leaves_the_fetch_to_the_others(
     fetch.gate.set()
     assert await patient == ROWS
     assert fetch.calls == 1
-
-
-@ALL
-async def test_every_caller_cancelled_in_turn_leaves_nothing_behind(cache: Cache) -> None:
-    fetch = Fetcher(gated=True)
-    callers = [asyncio.create_task(cache.get_or_fetch("k", fetch)) for _ in range(3)]
-    await _all_joined(cache, 3)
-    for caller in callers:
-        caller.cancel()
-        await _settle()
-    assert all(c.cancelled() for c in callers)
-    assert not cache._flights
-    assert cache.stats().fetches == cache.stats().fetches_cancelled
 
 
 @ALL
