@@ -672,6 +672,19 @@ cdef inline size_t common_length(const uchar *a, const uchar *b, size_t n) noexc
     return radix_common_length(a, b, n)
 
 
+cdef inline bint label_matches(Node *node, const uchar *k, uint32_t plen,
+                               Py_ssize_t rest) noexcept:
+    """Whether ``node``'s label equals ``k[:plen]``; ``rest >= plen`` bytes are readable."""
+    if plen > 32:
+        # memcmp compares 32 bytes a step where the CPU can: it wins on long runs.
+        return memcmp(node.label.ptr, k, plen) == 0
+    if plen > INLINE_LABEL:
+        return radix_long_label_matches(node.label.ptr, k, plen)
+    if rest >= 8:
+        return radix_label_matches(node.label.inl, k, plen)
+    return memcmp(node.label.inl, k, plen) == 0
+
+
 cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcept:
     """The node where ``key`` ends, or NULL; the caller checks its value."""
     cdef Py_ssize_t i = 0
@@ -680,19 +693,7 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
     while True:
         plen = node.plen
         if plen:
-            if n - i < plen:
-                return NULL
-            if plen > 32:
-                # memcmp compares 32 bytes a step where the CPU can: it wins on long runs.
-                if memcmp(node.label.ptr, key + i, plen) != 0:
-                    return NULL
-            elif plen > INLINE_LABEL:
-                if not radix_long_label_matches(node.label.ptr, key + i, plen):
-                    return NULL
-            elif n - i >= 8:
-                if not radix_label_matches(node.label.inl, key + i, plen):
-                    return NULL
-            elif memcmp(node.label.inl, key + i, plen) != 0:
+            if n - i < plen or not label_matches(node, key + i, plen, n - i):
                 return NULL
             i += plen
         if i == n:
@@ -717,13 +718,7 @@ cdef Node *find_prefix(Node *node, const uchar *prefix, Py_ssize_t n) noexcept:
             rest = n - i
             if rest <= plen:
                 return node if memcmp(label_of(node), prefix + i, <size_t>rest) == 0 else NULL
-            if plen > INLINE_LABEL:
-                if not radix_long_label_matches(node.label.ptr, prefix + i, plen):
-                    return NULL
-            elif rest >= 8:
-                if not radix_label_matches(node.label.inl, prefix + i, plen):
-                    return NULL
-            elif memcmp(node.label.inl, prefix + i, plen) != 0:
+            if not label_matches(node, prefix + i, plen, rest):
                 return NULL
             i += plen
         if i == n:
