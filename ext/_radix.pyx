@@ -147,14 +147,19 @@ cdef inline object key_str(const uchar *data, Py_ssize_t n):
 # Nodes
 
 cdef inline uchar *label_of(Node *node) noexcept:
+    if node.kind == KIND_BARE:
+        return (<uchar *>node) + BARE_HEADER
     if node.plen <= INLINE_LABEL:
         return &node.label.inl[0]
     return node.label.ptr
 
 
 cdef inline size_t node_size(int kind) noexcept:
+    """The struct of a node of ``kind`` (a Bare leaf's with its first 8 label bytes)."""
     if kind == KIND_LEAF:
         return sizeof(Node)
+    if kind == KIND_BARE:
+        return sizeof(Bare)
     if kind == KIND_N4:
         return sizeof(Node4)
     if kind == KIND_N16:
@@ -165,7 +170,7 @@ cdef inline size_t node_size(int kind) noexcept:
 
 
 cdef inline int capacity(int kind) noexcept:
-    if kind == KIND_LEAF:
+    if kind == KIND_LEAF or kind == KIND_BARE:
         return 0
     if kind == KIND_N4:
         return 4
@@ -181,10 +186,19 @@ cdef inline size_t tail_size(size_t plen) noexcept:
     return plen if plen > INLINE_LABEL else 0
 
 
+cdef inline size_t body_size(int kind, size_t plen) noexcept:
+    """Bytes of a node of ``kind`` with a label of ``plen`` bytes, its Link not counted."""
+    if kind == KIND_BARE:
+        return BARE_HEADER + (plen if plen > INLINE_LABEL else INLINE_LABEL)
+    return node_size(kind) + tail_size(plen)
+
+
 cdef inline void put_label(Node *node, size_t size, const uchar *src, size_t plen) noexcept:
     """Write the label ``src[:plen]`` into a node of struct size ``size`` whose allocation
-    has ``tail_size(plen)`` bytes after the struct; ``src`` must not overlap the node."""
-    if plen > INLINE_LABEL:
+    has ``body_size`` bytes; ``src`` must not overlap the node."""
+    if node.kind == KIND_BARE:
+        memcpy((<uchar *>node) + BARE_HEADER, src, plen)
+    elif plen > INLINE_LABEL:
         node.label.ptr = (<uchar *>node) + size
         memcpy(node.label.ptr, src, plen)
     elif plen:
@@ -228,10 +242,16 @@ cdef inline Py_ssize_t *weight_of(Node *node) noexcept:
 
 
 cdef inline Py_ssize_t count_of(Node *node) noexcept:
-    """Values in a node's subtree: a live F_SHORT leaf's count field holds its parent."""
-    if node.flags & F_SHORT:
+    """Values in a node's subtree: a live F_SHORT leaf's count field holds its parent, a
+    Bare leaf has none."""
+    if node.flags & F_SHORT or node.kind == KIND_BARE:
         return node.value != NULL
     return node.count
+
+
+cdef inline bint has_count(Node *node) noexcept:
+    """Whether ``node.count`` is a live node's count (not its parent, not label bytes)."""
+    return not (node.flags & F_SHORT) and node.kind != KIND_BARE
 
 
 cdef inline Node *new_node(int kind, const uchar *label, size_t plen, uint8_t layout) noexcept:
@@ -246,7 +266,7 @@ cdef inline Node *new_node(int kind, const uchar *label, size_t plen, uint8_t la
     cdef Node *node
     if plen > UINT32_MAX:
         return NULL
-    block = <char *>PyMem_Malloc(extra + size + tail_size(plen))
+    block = <char *>PyMem_Malloc(extra + body_size(kind, plen))
     if block == NULL:
         return NULL
     if extra:
@@ -457,12 +477,18 @@ cdef Node *rebuild(Node *node, int kind, const uchar *label, size_t plen,
             and parent_of(node) != NULL):
         flags |= F_SHORT
     extra = link_size(flags)
-    block = <char *>PyMem_Malloc(extra + size + tail_size(plen))
+    block = <char *>PyMem_Malloc(extra + body_size(kind, plen))
     if block == NULL:
         return NULL
     fresh = <Node *>(block + extra)
     memset(fresh, 0, size)
-    memcpy(fresh, node, sizeof(Node))
+    if node.kind == KIND_BARE or kind == KIND_BARE:
+        # The fields up to value are common; a Bare leaf's count is implied (its value).
+        memcpy(fresh, node, BARE_HEADER)
+        if kind != KIND_BARE:
+            fresh.count = count_of(node)
+    else:
+        memcpy(fresh, node, sizeof(Node))
     fresh.kind = kind
     fresh.flags = flags
     if flags != node.flags:
@@ -528,7 +554,7 @@ cdef int add_child(Node **slot, uchar b, Node *child, Queue *q) noexcept:
     cdef Node **kids
     cdef int i, kind = node.kind
     if node.nkids >= capacity(kind):
-        kind = KIND_N4 if kind == KIND_LEAF else kind + 1
+        kind = KIND_N4 if kind == KIND_LEAF or kind == KIND_BARE else kind + 1
         node = reshape(node, kind, q)
         if node == NULL:
             return -1
@@ -626,7 +652,7 @@ cdef void merge_with_child(Node **slot, Queue *q) noexcept:
         memcpy(stack_buf, label_of(node), node.plen)
         stack_buf[node.plen] = b
         memcpy(stack_buf + node.plen + 1, label_of(child), child.plen)
-        memcpy(child.label.inl, stack_buf, total)
+        memcpy(label_of(child), stack_buf, total)  # inline, or a Bare leaf's 8 bytes
         child.plen = <uint32_t>total
         if child.flags & F_LINKED:
             set_parent(child, parent_of(node))
@@ -657,7 +683,10 @@ cdef void cut_label_front(Node *node, size_t cut) noexcept:
     bytes stay in the node's allocation)."""
     cdef size_t old = node.plen, rest = node.plen - cut
     cdef uchar *tail
-    if old > INLINE_LABEL:
+    if node.kind == KIND_BARE:
+        tail = (<uchar *>node) + BARE_HEADER
+        memmove(tail, tail + cut, rest)
+    elif old > INLINE_LABEL:
         tail = node.label.ptr
         if rest > INLINE_LABEL:
             memmove(tail, tail + cut, rest)
@@ -672,17 +701,18 @@ cdef inline size_t common_length(const uchar *a, const uchar *b, size_t n) noexc
     return radix_common_length(a, b, n)
 
 
-cdef inline bint label_matches(Node *node, const uchar *k, uint32_t plen,
+cdef inline bint label_matches(const uchar *label, const uchar *k, uint32_t plen,
                                Py_ssize_t rest) noexcept:
-    """Whether ``node``'s label equals ``k[:plen]``; ``rest >= plen`` bytes are readable."""
+    """Whether the ``plen``-byte ``label`` of a node (from :func:`label_of`: 8 bytes are
+    readable there) equals ``k[:plen]``; ``rest >= plen`` bytes are readable at ``k``."""
     if plen > 32:
         # memcmp compares 32 bytes a step where the CPU can: it wins on long runs.
-        return memcmp(node.label.ptr, k, plen) == 0
+        return memcmp(label, k, plen) == 0
     if plen > INLINE_LABEL:
-        return radix_long_label_matches(node.label.ptr, k, plen)
+        return radix_long_label_matches(label, k, plen)
     if rest >= 8:
-        return radix_label_matches(node.label.inl, k, plen)
-    return memcmp(node.label.inl, k, plen) == 0
+        return radix_label_matches(label, k, plen)
+    return memcmp(label, k, plen) == 0
 
 
 cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcept:
@@ -693,7 +723,7 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
     while True:
         plen = node.plen
         if plen:
-            if n - i < plen or not label_matches(node, key + i, plen, n - i):
+            if n - i < plen or not label_matches(label_of(node), key + i, plen, n - i):
                 return NULL
             i += plen
         if i == n:
@@ -718,7 +748,7 @@ cdef Node *find_prefix(Node *node, const uchar *prefix, Py_ssize_t n) noexcept:
             rest = n - i
             if rest <= plen:
                 return node if memcmp(label_of(node), prefix + i, <size_t>rest) == 0 else NULL
-            if not label_matches(node, prefix + i, plen, rest):
+            if not label_matches(label_of(node), prefix + i, plen, rest):
                 return NULL
             i += plen
         if i == n:
@@ -751,7 +781,7 @@ cdef inline Node **kid_array(Node *node, int *length) noexcept:
 cdef Node *clone_node(Node *src) noexcept:
     """A copy of one node, children pointers included, holding its own value reference."""
     cdef size_t size = node_size(src.kind)
-    cdef Node *node = <Node *>PyMem_Malloc(size + tail_size(src.plen))
+    cdef Node *node = <Node *>PyMem_Malloc(body_size(src.kind, src.plen))
     if node == NULL:
         return NULL
     memcpy(node, src, size)
@@ -981,6 +1011,7 @@ cdef class RadixTrie:
     cdef bint weighed              # max_weight set: Links hold subtree weights
     cdef uint8_t layout            # flags of a new node (see new_node); 0 when not linked
     cdef uint8_t leaf_layout       # flags of a new leaf
+    cdef int leaf_kind             # kind of a new leaf: KIND_BARE when not linked
     cdef Py_ssize_t limit_entries  # PY_SSIZE_T_MAX when unbounded
     cdef Py_ssize_t limit_weight   # PY_SSIZE_T_MAX when unbounded
     cdef object expired_fn         # None, or value -> bool, asked by the hand
@@ -1011,6 +1042,7 @@ cdef class RadixTrie:
         if self.linked:
             self.layout = F_LINKED | F_WEIGHED if self.weighed else F_LINKED
         self.leaf_layout = self.layout | F_SHORT if self.layout == F_LINKED else self.layout
+        self.leaf_kind = KIND_LEAF if self.linked else KIND_BARE
         self.root = new_node(KIND_LEAF, NULL, 0, self.layout)
         if self.root == NULL:
             raise MemoryError()
@@ -1124,10 +1156,12 @@ cdef class RadixTrie:
                         prefetch_write(qlink(qlink(node).older), 1)
                     if qlink(node).newer != NULL:
                         prefetch_write(qlink(qlink(node).newer), 1)
-                leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1), self.leaf_layout)
+                leaf = new_node(self.leaf_kind, key + i + 1, <size_t>(n - i - 1),
+                                self.leaf_layout)
                 if leaf == NULL:
                     raise MemoryError()
-                leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
+                if self.linked:
+                    leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
                 if add_child(slot, key[i], leaf, &self.queue) < 0:
                     free_node(leaf)
                     raise MemoryError()
@@ -1163,12 +1197,13 @@ cdef class RadixTrie:
         if fork == NULL:
             raise MemoryError()
         if i + m < n:
-            leaf = new_node(KIND_LEAF, key + i + m + 1, <size_t>(n - i - m - 1),
+            leaf = new_node(self.leaf_kind, key + i + m + 1, <size_t>(n - i - m - 1),
                             self.leaf_layout)
             if leaf == NULL:
                 free_node(fork)
                 raise MemoryError()
-            leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
+            if self.linked:
+                leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
         # Nothing below can fail.
         if self.linked:
             parent = parent_of(node)
@@ -1215,7 +1250,7 @@ cdef class RadixTrie:
         cdef Py_ssize_t j, weight
         for j in range(depth - 1):
             self.path[j][0].count -= 1
-        if not (node.flags & F_SHORT):  # a short leaf's count field is its parent
+        if has_count(node):  # a short leaf's count field is its parent, a Bare has none
             node.count -= 1
         if self.linked:
             if self.weighed:

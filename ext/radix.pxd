@@ -12,7 +12,14 @@
 # * Children live in the same allocation as the header, in one of four shapes chosen by
 #   fan-out: ``Node4`` and ``Node16`` keep sorted parallel arrays of bytes and pointers,
 #   ``Node48`` maps a byte to a slot through a 256-entry index, ``Node256`` is indexed by
-#   the byte itself. A node with no children is a bare header (``KIND_LEAF``).
+#   the byte itself. A node with no children is a header alone (``KIND_LEAF``).
+# * A leaf of a trie without ``Link``s (no bound, no ``expired``) is a ``Bare`` node
+#   (``KIND_BARE``): the header's first 16 bytes (kind, flags, nkids, plen, value) and the
+#   label right after them, never fewer than 8 bytes of room. It has no ``count`` (it holds
+#   exactly one value while it is in the trie) and no label pointer, so a leaf costs 16
+#   bytes plus its label: 32 bytes up to a 16-byte label, 48 up to 32. Once detached, its
+#   first 8 label bytes, where a ``Node`` has ``count``, are its garbage link. The root is
+#   never bare (it may hold no value).
 # * ``count`` is the number of values in a node's subtree, so counting or dropping a whole
 #   prefix needs no visit below the node where the prefix ends.
 # * Detached subtrees wait on a singly linked *garbage list* threaded through ``count``
@@ -40,6 +47,7 @@ cdef enum:
     KIND_N16 = 2      # up to 16 children
     KIND_N48 = 3      # up to 48 children
     KIND_N256 = 4     # up to 256 children
+    KIND_BARE = 5     # a leaf with the 16-byte header of Bare (tries without Links)
     INLINE_LABEL = 8  # labels up to this many bytes live inside the header
 
 cdef enum:
@@ -58,9 +66,22 @@ cdef struct Node:
     uint8_t flags     # F_* bits (this byte was padding before)
     uint16_t nkids    # children in use (0..256)
     uint32_t plen     # bytes in this node's label
-    Py_ssize_t count  # values in this subtree, this node's included; garbage link once detached
     PyObject *value   # owned reference, or NULL when no key ends at this node
+    Py_ssize_t count  # values in this subtree, this node's included; garbage link once detached
     Label label       # the compressed path below the parent's branching byte
+
+# A KIND_BARE leaf: Node's fields up to ``value``, then the label (at offset BARE_HEADER,
+# where Node has ``count``), at least INLINE_LABEL bytes of room, longer ones running on.
+cdef struct Bare:
+    uint8_t kind
+    uint8_t flags
+    uint16_t nkids    # always 0
+    uint32_t plen
+    PyObject *value
+    uchar label[8]
+
+cdef enum:
+    BARE_HEADER = 16  # offset of a Bare leaf's label: sizeof(Bare) - INLINE_LABEL
 
 cdef struct Node4:
     Node hdr
