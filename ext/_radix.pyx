@@ -104,8 +104,9 @@ cdef inline const uchar *ascii_bytes(object key, Py_ssize_t *n) noexcept:
     return NULL
 
 
-# Non-ASCII keys of up to this many characters are encoded on the stack by the lookups,
-# instead of making CPython build (and keep, inside the str) its UTF-8 copy.
+# Non-ASCII keys of up to this many characters are encoded on the stack by the lookups and
+# the writes (stores, deletes, pops), instead of making CPython build (and keep, inside the
+# str) its UTF-8 copy.
 DEF SMALL_KEY_CHARS = 64
 
 
@@ -129,6 +130,16 @@ cdef inline const uchar *small_utf8(object key, uchar *buf, Py_ssize_t *n) noexc
     else:
         n[0] = <Py_ssize_t>radix_utf8_ucs4(<const uint32_t *>data, <size_t>length, buf)
     return buf
+
+
+cdef inline const uchar *in_place_bytes(object key, uchar *buf, Py_ssize_t *n) noexcept:
+    """The UTF-8 bytes of a plain ASCII ``str`` (its own storage) or of a short one (written
+    into ``buf``, 4 * SMALL_KEY_CHARS bytes), else NULL: then use :func:`key_source`. Either
+    way CPython is not asked for the str's UTF-8 form, which it would keep inside it."""
+    cdef const uchar *k = ascii_bytes(key, n)
+    if k == NULL:
+        k = small_utf8(key, buf, n)
+    return k
 
 
 cdef inline const uchar *source_bytes(object source, Py_ssize_t *n) noexcept:
@@ -1656,10 +1667,15 @@ cdef class RadixTrie:
         removing what another thread stored under ``key`` since. Atomic like every method.
         """
         cdef Py_ssize_t n, depth, start
-        cdef object source = key_source(key, "keys")
-        cdef const uchar *k = source_bytes(source, &n)
+        cdef object source
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
+        cdef const uchar *k = in_place_bytes(key, buf, &n)
         cdef PyObject *out = NULL
-        cdef Node *node = self._walk(k, n, True, &depth, &start)
+        cdef Node *node
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
+        node = self._walk(k, n, True, &depth, &start)
         if node == NULL or node.value == NULL or node.value != <PyObject *>value:
             return False
         self._take_value(node, depth, &out)
@@ -1672,7 +1688,8 @@ cdef class RadixTrie:
         """Set ``key`` with ``weight``, restore the bound, release a slice of garbage."""
         cdef Py_ssize_t n
         cdef object source
-        cdef const uchar *k = ascii_bytes(key, &n)
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
+        cdef const uchar *k = in_place_bytes(key, buf, &n)
         if k == NULL:
             source = key_source(key, "keys")
             k = source_bytes(source, &n)
@@ -1699,11 +1716,15 @@ cdef class RadixTrie:
         """
         cdef Py_ssize_t w = check_weight(weight)
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
+        cdef object source
         cdef PyObject *out = NULL
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
         cdef const uchar *k
         if self.linked and w > self.limit_weight:
-            k = source_bytes(source, &n)
+            k = in_place_bytes(key, buf, &n)
+            if k == NULL:
+                source = key_source(key, "keys")
+                k = source_bytes(source, &n)
             if self._remove(k, n, &out):
                 decref(out)
             if self.garbage != NULL:
@@ -1779,21 +1800,23 @@ cdef class RadixTrie:
         if self.linked:
             self._store(key, value, 1)
             return
-        k = ascii_bytes(key, &n)
+        k = in_place_bytes(key, buf, &n)
         if k == NULL:
-            k = small_utf8(key, buf, &n)
-            if k == NULL:
-                source = key_source(key, "keys")
-                k = source_bytes(source, &n)
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
         self._set(k, n, value, 1)
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
 
     def __delitem__(self, key):
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
+        cdef object source
         cdef PyObject *out = NULL
-        cdef const uchar *k = source_bytes(source, &n)
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
+        cdef const uchar *k = in_place_bytes(key, buf, &n)
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
         if not self._remove(k, n, &out):
             raise KeyError(key)
         decref(out)
@@ -1803,10 +1826,14 @@ cdef class RadixTrie:
     def pop(self, key, default=_MISSING):
         """Remove ``key`` and return its value; ``default`` or KeyError when absent."""
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
+        cdef object source
         cdef PyObject *out = NULL
         cdef object value
-        cdef const uchar *k = source_bytes(source, &n)
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
+        cdef const uchar *k = in_place_bytes(key, buf, &n)
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
         if not self._remove(k, n, &out):
             if default is _MISSING:
                 raise KeyError(key)
