@@ -157,9 +157,20 @@ cdef inline object key_str(const uchar *data, Py_ssize_t n):
 # ---------------------------------------------------------------------------------------
 # Nodes
 
+cdef inline size_t label_offset(int kind) noexcept:
+    """Where the label of a node of ``kind`` starts when it always follows the struct (Bare
+    leaves and Node4s, whatever its length), else 0 (inline up to INLINE_LABEL bytes)."""
+    if kind == KIND_BARE:
+        return BARE_HEADER
+    if kind == KIND_N4:
+        return sizeof(Node4)
+    return 0
+
+
 cdef inline uchar *label_of(Node *node) noexcept:
-    if node.kind == KIND_BARE:
-        return (<uchar *>node) + BARE_HEADER
+    cdef size_t offset = label_offset(node.kind)
+    if offset:
+        return (<uchar *>node) + offset
     if node.plen <= INLINE_LABEL:
         return &node.label.inl[0]
     return node.label.ptr
@@ -201,14 +212,17 @@ cdef inline size_t body_size(int kind, size_t plen) noexcept:
     """Bytes of a node of ``kind`` with a label of ``plen`` bytes, its Link not counted."""
     if kind == KIND_BARE:
         return BARE_HEADER + (plen if plen > INLINE_LABEL else INLINE_LABEL)
+    if kind == KIND_N4:
+        return sizeof(Node4) + plen
     return node_size(kind) + tail_size(plen)
 
 
 cdef inline void put_label(Node *node, size_t size, const uchar *src, size_t plen) noexcept:
     """Write the label ``src[:plen]`` into a node of struct size ``size`` whose allocation
     has ``body_size`` bytes; ``src`` must not overlap the node."""
-    if node.kind == KIND_BARE:
-        memcpy((<uchar *>node) + BARE_HEADER, src, plen)
+    cdef size_t offset = label_offset(node.kind)
+    if offset:
+        memcpy((<uchar *>node) + offset, src, plen)
     elif plen > INLINE_LABEL:
         node.label.ptr = (<uchar *>node) + size
         memcpy(node.label.ptr, src, plen)
@@ -499,7 +513,7 @@ cdef Node *rebuild(Node *node, int kind, const uchar *label, size_t plen,
         if kind != KIND_BARE:
             fresh.count = count_of(node)
     else:
-        memcpy(fresh, node, sizeof(Node))
+        memcpy(fresh, node, sizeof(Head))  # the label is put below
     fresh.kind = kind
     fresh.flags = flags
     if flags != node.flags:
@@ -643,8 +657,8 @@ DEF MERGE_STACK_LABEL = 256
 cdef void merge_with_child(Node **slot, Queue *q) noexcept:
     """Fold a valueless node with one child into that child (path compression).
 
-    A child whose new label is longer than INLINE_LABEL is rebuilt with it. Skipped when out
-    of memory: the unmerged node is still a valid trie.
+    A child whose new label is longer than INLINE_LABEL, and a Node4 child, is rebuilt with
+    it. Skipped when out of memory: the unmerged node is still a valid trie.
     """
     cdef Node *node = slot[0]
     cdef Node *child
@@ -658,8 +672,9 @@ cdef void merge_with_child(Node **slot, Queue *q) noexcept:
     total = <size_t>node.plen + 1 + child.plen
     if total > UINT32_MAX:
         return
-    if total <= INLINE_LABEL:
-        # Both labels are inline and so is the result: the child keeps its block.
+    if total <= INLINE_LABEL and child.kind != KIND_N4:
+        # The result fits where the child's label is (inline, or a Bare leaf's 8 bytes):
+        # the child keeps its block. A Node4's block has no room beyond its label.
         memcpy(stack_buf, label_of(node), node.plen)
         stack_buf[node.plen] = b
         memcpy(stack_buf + node.plen + 1, label_of(child), child.plen)
@@ -694,8 +709,8 @@ cdef void cut_label_front(Node *node, size_t cut) noexcept:
     bytes stay in the node's allocation)."""
     cdef size_t old = node.plen, rest = node.plen - cut
     cdef uchar *tail
-    if node.kind == KIND_BARE:
-        tail = (<uchar *>node) + BARE_HEADER
+    if label_offset(node.kind):
+        tail = label_of(node)
         memmove(tail, tail + cut, rest)
     elif old > INLINE_LABEL:
         tail = node.label.ptr

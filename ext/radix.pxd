@@ -20,6 +20,10 @@
 #   bytes plus its label: 32 bytes up to a 16-byte label, 48 up to 32. Once detached, its
 #   first 8 label bytes, where a ``Node`` has ``count``, are its garbage link. The root is
 #   never bare (it may hold no value).
+# * A ``Node4`` has no ``label`` field either: its header is a ``Head`` (Node without the
+#   label) and its label, of any length, follows the struct, so a fork with an empty label
+#   (the common one under random keys) is 64 bytes, a pymalloc class below the 80 it would
+#   need with the 8 inline label bytes.
 # * ``count`` is the number of values in a node's subtree, so counting or dropping a whole
 #   prefix needs no visit below the node where the prefix ends.
 # * Detached subtrees wait on a singly linked *garbage list* threaded through ``count``
@@ -48,7 +52,8 @@ cdef enum:
     KIND_N48 = 3      # up to 48 children
     KIND_N256 = 4     # up to 256 children
     KIND_BARE = 5     # a leaf with the 16-byte header of Bare (tries without Links)
-    INLINE_LABEL = 8  # labels up to this many bytes live inside the header
+    INLINE_LABEL = 8  # labels up to this many bytes live inside the header (not in a
+                      # Node4's nor a Bare leaf's: theirs always follow the struct)
 
 cdef enum:
     F_LINKED = 1      # allocated with a Link just before the header
@@ -83,8 +88,17 @@ cdef struct Bare:
 cdef enum:
     BARE_HEADER = 16  # offset of a Bare leaf's label: sizeof(Bare) - INLINE_LABEL
 
+# Node's fields without the label: the header of a Node4, whose label follows the struct.
+cdef struct Head:
+    uint8_t kind
+    uint8_t flags
+    uint16_t nkids
+    uint32_t plen
+    PyObject *value
+    Py_ssize_t count
+
 cdef struct Node4:
-    Node hdr
+    Head hdr
     uchar keys[4]     # branching bytes of the children, ascending
     Node *kids[4]     # kids[i] hangs under keys[i]
 
