@@ -1217,7 +1217,8 @@ cdef class RadixTrie:
         cdef Node *leaf = NULL
         cdef Node *parent = NULL
         cdef uchar *label = label_of(node)
-        cdef uchar node_byte = label[m]
+        cdef uchar node_byte = label[m], leaf_byte
+        cdef Node4 *f4
         cdef Py_ssize_t j
         fork = new_node(KIND_N4, label, <size_t>m, self.layout)
         if fork == NULL:
@@ -1229,19 +1230,34 @@ cdef class RadixTrie:
                 free_node(fork)
                 raise MemoryError()
             if self.linked:
-                leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
+                leaf.count = 1  # an F_SHORT leaf's count becomes its parent below
         # Nothing below can fail.
         if self.linked:
             parent = parent_of(node)
         fork.count = count_of(node) + 1
         cut_label_front(node, <size_t>m + 1)
-        add_child(&fork, node_byte, node, &self.queue)
+        # The fork's children are written directly, in byte order (the two bytes differ:
+        # the key parts from the label there).
+        f4 = <Node4 *>fork
         incref(<PyObject *>value)
         if leaf != NULL:
-            add_child(&fork, key[i + m], leaf, &self.queue)
+            leaf_byte = key[i + m]
+            j = leaf_byte > node_byte
+            f4.keys[j] = leaf_byte
+            f4.kids[j] = leaf
+            f4.keys[1 - j] = node_byte
+            f4.kids[1 - j] = node
+            fork.nkids = 2
             leaf.value = <PyObject *>value
         else:
+            f4.keys[0] = node_byte
+            f4.kids[0] = node
+            fork.nkids = 1
             fork.value = <PyObject *>value
+        if self.linked:
+            set_parent(node, fork)
+            if leaf != NULL:
+                set_parent(leaf, fork)
         slot[0] = fork
         for j in range(depth - 1):
             self.path[j][0].count += 1
