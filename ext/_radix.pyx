@@ -160,12 +160,11 @@ cdef inline object key_str(const uchar *data, Py_ssize_t n):
 cdef inline size_t label_offset(int kind) noexcept:
     """Where the label of a node of ``kind`` starts when it always follows the struct (Bare
     leaves and Node4s, whatever its length), else 0 (inline up to INLINE_LABEL bytes)."""
-    # Byte k of a constant (folded by the C compiler) is kind k's offset: a shift and a mask
-    # on the hot path instead of a chain of tests.
-    cdef unsigned long long offsets = (
-        (<unsigned long long>sizeof(Node4) << (8 * KIND_N4))
-        | (<unsigned long long>BARE_HEADER << (8 * KIND_BARE)))
-    return (offsets >> (8 * kind)) & 0xFF
+    if kind == KIND_BARE:
+        return BARE_HEADER
+    if kind == KIND_N4:
+        return sizeof(Node4)
+    return 0
 
 
 cdef inline uchar *label_of(Node *node) noexcept:
