@@ -12,7 +12,8 @@
 #
 # Memory comes from PyMem_Malloc: CPython's small-object allocator serves the small nodes
 # from pools, faster than the C allocator and without its per-chunk header, so a leaf costs
-# its 32 bytes. It needs the GIL, which every function here runs under.
+# its 16-byte header and its label, rounded up to 16 bytes. It needs the GIL, which every
+# function here runs under.
 
 from cpython.object cimport PyObject, PyTypeObject, inquiry, traverseproc, visitproc
 from cpython.unicode cimport PyUnicode_AsEncodedString, PyUnicode_Check, PyUnicode_DecodeUTF8

@@ -4,11 +4,11 @@
 #
 # * Keys are stored as UTF-8 bytes, lone surrogates passed through, so byte order equals
 #   code point order and a str prefix is exactly a byte prefix.
-# * Every node starts with a ``Node`` header. A node's *label* is the compressed run of
-#   bytes that follows the byte under which it hangs from its parent (path compression);
-#   the root's label is always empty. A label longer than ``INLINE_LABEL`` bytes is
-#   stored in the node's own allocation, just after its struct, so reading it touches no
-#   other block.
+# * Every node starts with a ``Node`` header (a ``Node4`` and a ``Bare`` leaf with a part of
+#   it, see below). A node's *label* is the compressed run of bytes that follows the byte
+#   under which it hangs from its parent (path compression); the root's label is always
+#   empty. A label longer than ``INLINE_LABEL`` bytes is stored in the node's own
+#   allocation, just after its struct, so reading it touches no other block.
 # * Children live in the same allocation as the header, in one of four shapes chosen by
 #   fan-out: ``Node4`` and ``Node16`` keep sorted parallel arrays of bytes and pointers,
 #   ``Node48`` maps a byte to a slot through a 256-entry index, ``Node256`` is indexed by
@@ -19,7 +19,8 @@
 #   exactly one value while it is in the trie) and no label pointer, so a leaf costs 16
 #   bytes plus its label: 32 bytes up to a 16-byte label, 48 up to 32. Once detached, its
 #   first 8 label bytes, where a ``Node`` has ``count``, are its garbage link. The root is
-#   never bare (it may hold no value).
+#   never bare (it may hold no value); a bare leaf that gets a child becomes a Node4, and a
+#   node that loses its last child becomes a ``KIND_LEAF`` (its count kept).
 # * A ``Node4`` has no ``label`` field either: its header is a ``Head`` (Node without the
 #   label) and its label, of any length, follows the struct, so a fork with an empty label
 #   (the common one under random keys) is 64 bytes, a pymalloc class below the 80 it would
