@@ -1038,7 +1038,6 @@ cdef class RadixTrie:
     cdef bint weighed              # max_weight set: Links hold subtree weights
     cdef uint8_t layout            # flags of a new node (see new_node); 0 when not linked
     cdef uint8_t leaf_layout       # flags of a new leaf
-    cdef int leaf_kind             # kind of a new leaf: KIND_BARE when not linked
     cdef Py_ssize_t limit_entries  # PY_SSIZE_T_MAX when unbounded
     cdef Py_ssize_t limit_weight   # PY_SSIZE_T_MAX when unbounded
     cdef object expired_fn         # None, or value -> bool, asked by the hand
@@ -1069,7 +1068,6 @@ cdef class RadixTrie:
         if self.linked:
             self.layout = F_LINKED | F_WEIGHED if self.weighed else F_LINKED
         self.leaf_layout = self.layout | F_SHORT if self.layout == F_LINKED else self.layout
-        self.leaf_kind = KIND_LEAF if self.linked else KIND_BARE
         self.root = new_node(KIND_LEAF, NULL, 0, self.layout)
         if self.root == NULL:
             raise MemoryError()
@@ -1183,8 +1181,12 @@ cdef class RadixTrie:
                         prefetch_write(qlink(qlink(node).older), 1)
                     if qlink(node).newer != NULL:
                         prefetch_write(qlink(qlink(node).newer), 1)
-                leaf = new_node(self.leaf_kind, key + i + 1, <size_t>(n - i - 1),
-                                self.leaf_layout)
+                # A constant kind in each branch: new_node inlines with a constant-size memset.
+                if self.linked:
+                    leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1),
+                                    self.leaf_layout)
+                else:
+                    leaf = new_node(KIND_BARE, key + i + 1, <size_t>(n - i - 1), 0)
                 if leaf == NULL:
                     raise MemoryError()
                 if self.linked:
@@ -1225,8 +1227,11 @@ cdef class RadixTrie:
         if fork == NULL:
             raise MemoryError()
         if i + m < n:
-            leaf = new_node(self.leaf_kind, key + i + m + 1, <size_t>(n - i - m - 1),
-                            self.leaf_layout)
+            if self.linked:
+                leaf = new_node(KIND_LEAF, key + i + m + 1, <size_t>(n - i - m - 1),
+                                self.leaf_layout)
+            else:
+                leaf = new_node(KIND_BARE, key + i + m + 1, <size_t>(n - i - m - 1), 0)
             if leaf == NULL:
                 free_node(fork)
                 raise MemoryError()
