@@ -898,8 +898,8 @@ def _pause_after_the_store_check(cache: Any) -> tuple[threading.Event, threading
 
     Returns (``checked``: the filling thread is paused right after that check, ``resume``).
     The pause sits where a thread switch could fall between the check and the store: a
-    fetch that returned in its first step checks the cache's generation in ``_fill_now``
-    (the pause returns the value read before it); one that suspended checks its
+    fetch that returned in its first step checks the cache's generation under the lock in
+    ``_miss`` (the pause returns the value read before it); one that suspended checks its
     registration, one lookup in the registry.
     """
     checked, resume = threading.Event(), threading.Event()
@@ -920,8 +920,9 @@ def _pause_after_the_store_check(cache: Any) -> tuple[threading.Event, threading
         @property
         def _generation(self) -> int:
             value: int = self.__dict__["_generation_value"]
-            if sys._getframe(1).f_code.co_name == "_fill_now":
-                pause()
+            frame = sys._getframe(1)
+            if frame.f_code.co_name == "_miss" and "lock" in frame.f_locals:
+                pause()  # the check under the lock, not the read before the fetch
             return value
 
         @_generation.setter

@@ -196,6 +196,14 @@ def check_stale(stale: object) -> float | None:
     return check_max_age(stale, "stale_while_revalidate")
 
 
+def _check_options(max_age: object, stale: object) -> None:
+    """``get_or_fetch``'s options on a miss: checked, unused."""
+    if max_age is not None:
+        check_max_age(max_age)
+    if stale is not None:
+        check_stale(stale)
+
+
 @dataclass(frozen=True, slots=True)
 class CacheStats:
     """Counters since the cache was created; a snapshot, taken by :meth:`Cache.stats`.
@@ -479,6 +487,17 @@ class Cache(abc.ABC):
         self._checking = 0
         # Held by a registration check with its store, and by put's and invalidate's detach.
         self._write_lock = threading.RLock()
+        #: The synchronous read ``get_or_fetch`` tries first: ``key`` -> the stored rows,
+        #: ``None``, or ``_UNKNOWN`` (the default) when only the awaiting ``_get`` can tell.
+        #: An instance attribute, not a method: no Python frame for a backend that reads
+        #: with a C function (``MemCache``: its trie's ``get``), and no bound method that
+        #: would tie the cache into a reference cycle.
+        self._read_now: Callable[[str], Any] = _unknown
+        #: The store of a fill that needs no await, or ``None`` (the default) when only
+        #: ``_put_if`` can store: ``(key, rows)`` -> ``OVERSIZED`` when the backend refused
+        #: rows too heavy to keep, anything else when it stored them. Called under
+        #: ``_write_lock`` after the fill's generation check (module docstring).
+        self._set_now: Callable[[str, CachedRows], Any] | None = None
         self._refresh_tasks: set[asyncio.Task[None]] = set()
         self._failing_refreshes: set[str] = set()
         self._closing = False
@@ -538,18 +557,6 @@ class Cache(abc.ABC):
         """``_put_if`` without awaiting, for a backend that can, with the guard
         ``self._registered(key, flight)``: ``True``/``False``, or ``_UNKNOWN`` (the default)
         when only the awaiting ``_put_if`` can store."""
-        return _UNKNOWN
-
-    def _fill_now(self, key: str, rows: CachedRows, generation: int) -> Any:
-        """Store the rows of a fetch that returned in its first step, without awaiting,
-        unless a put or invalidation began since ``generation`` was read: ``True``,
-        ``False`` (refused) or ``OVERSIZED``; ``_UNKNOWN`` (the default) when the backend
-        cannot store without awaiting. The check and the store must be atomic against
-        writes: both under ``_write_lock``, with ``_checking`` raised (module docstring)."""
-        return _UNKNOWN
-
-    def _peek(self, key: str) -> Any:
-        """The rows under ``key`` or ``None`` without awaiting, or ``_UNKNOWN``."""
         return _UNKNOWN
 
     # -- the public API -------------------------------------------------------------------
@@ -669,20 +676,54 @@ class Cache(abc.ABC):
         ``stale_while_revalidate`` (default: the cache's) are returned at once, and one
         background refresh of the key starts unless a fetch for it is in flight already.
         """
-        if self._lagging:
-            check_key(key)
-            self._bypassed += 1
-            rows = None
+        # A hit with the defaults costs what ``get``'s does: one read, one age compare. The
+        # miss goes on in _miss, all else (options on a hit, stale rows, a bypass, a read
+        # that awaits) in _through: plain functions, so that this coroutine's frame stays
+        # small (module docstring).
+        rows = _UNKNOWN if self._lagging else self._read_now(key)
+        if rows is None:
+            if max_age is not None or stale_while_revalidate is not None:
+                _check_options(max_age, stale_while_revalidate)
+            self._misses += 1
+            out = self._miss(key, fetch)
+        elif (
+            rows is not _UNKNOWN
+            and max_age is None
+            and stale_while_revalidate is None
+            and (self._max_age is None or time.time() - rows.fetched_at <= self._max_age)
+        ):
+            self._hits += 1
+            return rows  # type: ignore[no-any-return]
         else:
-            rows = self._peek(key)
+            out = self._through(key, fetch, rows, max_age, stale_while_revalidate)
+        if type(out) is CoroutineType:
+            return await out  # type: ignore[no-any-return]
+        return out  # type: ignore[no-any-return]
+
+    def _through(
+        self,
+        key: str,
+        fetch: Fetch,
+        rows: Any,
+        max_age: float | None,
+        stale_while_revalidate: float | None,
+    ) -> Any:
+        """``get_or_fetch`` past its plain hit, given what ``_read_now`` read (``_UNKNOWN``: the
+        bus lags, or only ``_get`` can tell): the rows to return, or a coroutine to await
+        for them."""
         if rows is _UNKNOWN:
-            rows = await self._get(check_key(key))
+            if self._lagging:
+                check_key(key)
+                self._bypassed += 1
+                rows = None
+            else:
+                return self._read_through(key, fetch, max_age, stale_while_revalidate)
         if rows is not None:
             if max_age is None and self._max_age is None:
                 if stale_while_revalidate is not None:
                     check_stale(stale_while_revalidate)
                 self._hits += 1
-                return rows  # type: ignore[no-any-return]
+                return rows
             limit = self._max_age if max_age is None else check_max_age(max_age)
             stale = (
                 self._stale
@@ -692,72 +733,83 @@ class Cache(abc.ABC):
             age = time.time() - rows.fetched_at
             if limit is None or age <= limit:
                 self._hits += 1
-                return rows  # type: ignore[no-any-return]
+                return rows
             if stale and age <= limit + stale and not self._closing:
                 self._stale_served += 1
                 self._refresh(key, fetch)
-                return rows  # type: ignore[no-any-return]
+                return rows
         else:
-            if max_age is not None:
-                check_max_age(max_age)
-            if stale_while_revalidate is not None:
-                check_stale(stale_while_revalidate)
+            _check_options(max_age, stale_while_revalidate)
         self._misses += 1
+        return self._miss(key, fetch)
+
+    async def _read_through(
+        self,
+        key: str,
+        fetch: Fetch,
+        max_age: float | None,
+        stale_while_revalidate: float | None,
+    ) -> CachedRows:
+        """``get_or_fetch`` on a backend whose read awaits."""
+        rows = await self._get(check_key(key))
+        out = self._through(key, fetch, rows, max_age, stale_while_revalidate)
+        if type(out) is CoroutineType:
+            return await out  # type: ignore[no-any-return]
+        return out  # type: ignore[no-any-return]
+
+    def _miss(self, key: str, fetch: Fetch) -> Any:
+        """A counted miss: join this loop's fetch of ``key``, or start one. The rows, or a
+        coroutine to await for them."""
         loop = asyncio.get_running_loop()
         flights = self._flights
-        while True:
-            registration = flights.get(key) if flights else None
-            if registration is not None:
-                other = _flight_on(registration, loop)
-                if other is not None and not other.abandoned and not other.done:
-                    self._coalesced += 1
-                    joined = await self._join(other)
-                    if joined is not _RETRY:
-                        return joined  # type: ignore[no-any-return]
-                    continue  # the cache cancelled that fetch: join or start another
-            # No registration while the fetch's first step runs: the generation stands in
-            # for it, and a flight registers only if that step suspends (module docstring).
-            self._fetches += 1
-            generation = self._generation
-            started = time.time()
+        registration = flights.get(key) if flights else None
+        if registration is not None:
+            other = _flight_on(registration, loop)
+            if other is not None and not other.abandoned and not other.done:
+                self._coalesced += 1
+                return self._join(other, key, fetch)
+        # No registration while the fetch's first step runs: the generation stands in
+        # for it, and a flight registers only if that step suspends (module docstring).
+        self._fetches += 1
+        generation = self._generation
+        started = time.time()
+        try:
+            aw = fetch()
+        except BaseException as exc:
+            self._count_failed_fetch(exc)
+            raise
+        if _FETCH_IN_TASK:
+            # The fetch in a task of its own, started eagerly: its first step runs now,
+            # and if it never suspends the task is done before the call returns.
+            if type(aw) is not CoroutineType:
+                aw = _awaiting(aw)
             try:
-                aw = fetch()
+                # loop= is needed: 3.12.1's eager start calls loop.is_running() on the
+                # argument, not on the loop it found.
+                if _EAGER:
+                    task = _Task(aw, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+                else:
+                    task = _Task(aw, loop=loop)
+            except BaseException as exc:
+                # KeyboardInterrupt or SystemExit from the first step leaves the task
+                # constructor (asyncio re-raises those).
+                self._count_failed_fetch(exc)
+                raise
+            if not task.done():
+                flight = self._flight_from(key, loop, generation)
+                flight.task = task
+                task.add_done_callback(functools.partial(self._fetched, key, flight, started))
+                return self._join(flight, key, fetch)
+            try:
+                result = task.result()
             except BaseException as exc:
                 self._count_failed_fetch(exc)
                 raise
-            if _FETCH_IN_TASK:
-                # The fetch in a task of its own, started eagerly: its first step runs now,
-                # and if it never suspends the task is done before the call returns.
-                if type(aw) is not CoroutineType:
-                    aw = _awaiting(aw)
-                try:
-                    if _EAGER:
-                        task = _Task(aw, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-                    else:
-                        task = _Task(aw, loop=loop)
-                except BaseException as exc:
-                    # KeyboardInterrupt or SystemExit from the first step leaves the task
-                    # constructor (asyncio re-raises those).
-                    self._count_failed_fetch(exc)
-                    raise
-                if not task.done():
-                    flight = self._flight_from(key, loop, generation)
-                    flight.task = task
-                    task.add_done_callback(functools.partial(self._fetched, key, flight, started))
-                    joined = await self._join(flight)
-                    if joined is not _RETRY:
-                        return joined  # type: ignore[no-any-return]
-                    continue
-                try:
-                    result = task.result()
-                except BaseException as exc:
-                    self._count_failed_fetch(exc)
-                    raise
-                break
+        else:
             # Python 3.10 and 3.11: the fetch runs in this caller's task (module docstring).
             if type(aw) is not CoroutineType:
                 flight = self._flight_from(key, loop, generation)
-                return await self._drive(key, aw, flight, started)
+                return self._drive(key, aw, flight, started)
             try:
                 step = aw.send(None)
             except StopIteration as stop:
@@ -768,8 +820,7 @@ class Cache(abc.ABC):
             else:
                 # It suspended: the general path, driven by this caller.
                 flight = self._flight_from(key, loop, generation)
-                return await self._drive(key, _Resume(aw, step), flight, started)
-            break
+                return self._drive(key, _Resume(aw, step), flight, started)
         # The fetch returned without suspending: nobody could join it (no loop iteration
         # passed), so there is no flight and no one to answer.
         if type(result) is CachedRows:
@@ -780,24 +831,31 @@ class Cache(abc.ABC):
             except TypeError as exc:
                 self._count_failed_fetch(exc)
                 raise
-        if self._stores:
+        set_now = self._set_now
+        if set_now is not None:
+            # Stored unless a put or invalidation began since the fetch started: checked and
+            # stored under the lock, with _checking raised (module docstring).
+            lock = self._write_lock
+            lock.acquire()  # acquire/release: cheaper than "with" on the miss path
+            self._checking += 1
             try:
-                stored = self._fill_now(key, rows, generation)
+                if self._generation != generation:
+                    self._stale_fills_prevented += 1
+                elif set_now(key, rows) is not OVERSIZED:
+                    self._fills += 1
+                # else: counted by the backend as oversized
             except BaseException:
                 self._fill_errors += 1
                 raise
-            if stored is _UNKNOWN:
-                # The backend's store awaits: the general path for the rest.
-                flight = self._flight_from(key, loop, generation)
-                if _FETCH_IN_TASK:
-                    return await self._store_in_task(key, rows, flight, started)
-                return await self._drive(key, rows, flight, started, True)
-            if stored is OVERSIZED:
-                pass  # counted by the backend as oversized
-            elif stored:
-                self._fills += 1
-            else:
-                self._stale_fills_prevented += 1
+            finally:
+                self._checking -= 1
+                lock.release()
+        elif self._stores:
+            # The backend's store awaits: the general path for the rest.
+            flight = self._flight_from(key, loop, generation)
+            if _FETCH_IN_TASK:
+                return self._store_in_task(key, rows, flight, started)
+            return self._drive(key, rows, flight, started, True)
         return rows
 
     def _count_failed_fetch(self, exc: BaseException) -> None:
@@ -973,10 +1031,13 @@ class Cache(abc.ABC):
             type(registration) is dict and registration.get(flight.loop) is flight
         )
 
-    async def _join(self, flight: _Flight) -> Any:
-        """Wait for a flight: its rows, its exception, or ``_RETRY`` if the cache cancelled
-        its fetch. A caller that leaves cancels nothing, unless it is the last one waiting for
-        a fetch that runs in a task of its own: that fetch is then cancelled."""
+    async def _join(
+        self, flight: _Flight, key: str | None = None, fetch: Fetch | None = None
+    ) -> Any:
+        """Wait for a flight: its rows or its exception. If the cache cancelled its fetch,
+        join or start another (``_miss(key, fetch)``), or without ``fetch`` return
+        ``_RETRY``. A caller that leaves cancels nothing, unless it is the last one waiting
+        for a fetch that runs in a task of its own: that fetch is then cancelled."""
         fut: asyncio.Future[CachedRows] = flight.loop.create_future()
         if flight.joiners is None:
             flight.joiners = [fut]
@@ -984,7 +1045,7 @@ class Cache(abc.ABC):
             flight.joiners.append(fut)
         flight.waiting += 1
         try:
-            return await fut
+            joined = await fut
         except asyncio.CancelledError:
             if fut.cancelled():
                 flight.waiting -= 1
@@ -1000,6 +1061,12 @@ class Cache(abc.ABC):
             else:
                 fut.exception()  # the outcome came as this caller was cancelled: seen
             raise
+        if joined is not _RETRY or fetch is None:
+            return joined
+        out = self._miss(key, fetch)  # type: ignore[arg-type]
+        if type(out) is CoroutineType:
+            return await out
+        return out
 
     def _fetched(self, key: str, flight: _Flight, started: float, task: asyncio.Task[Any]) -> None:
         """The fetch task of a flight that suspended ended: store its rows unless the key went
@@ -1148,6 +1215,16 @@ class Cache(abc.ABC):
         _retrieve(task)
 
 
+def _unknown(key: str) -> Any:
+    """``Cache._read_now`` of a backend that cannot read without awaiting."""
+    return _UNKNOWN
+
+
+def _no_rows(key: str) -> None:
+    """``NoCache._read_now``: nothing stored (a bad key is still refused)."""
+    check_key(key)
+
+
 def _as_rows(result: object, started: float) -> CachedRows:
     if isinstance(result, CachedRows):
         return result
@@ -1170,9 +1247,15 @@ class NoCache(Cache):
     async def _get(self, key: str) -> CachedRows | None:
         return None
 
-    def _peek(self, key: str) -> Any:
-        check_key(key)
-        return None
+    def __init__(
+        self,
+        *,
+        max_age: float | None = None,
+        stale_while_revalidate: float | None = None,
+        bus: Any = None,
+    ) -> None:
+        super().__init__(max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus)
+        self._read_now = _no_rows
 
     async def _put(self, key: str, rows: CachedRows) -> None:
         return None
