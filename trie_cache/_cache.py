@@ -487,11 +487,14 @@ class Cache(abc.ABC):
         self._checking = 0
         # Held by a registration check with its store, and by put's and invalidate's detach.
         self._write_lock = threading.RLock()
-        #: The synchronous read ``get_or_fetch`` tries first: ``key`` -> the stored rows,
+        #: The backend's synchronous read (``_set_reader``): ``key`` -> the stored rows,
         #: ``None``, or ``_UNKNOWN`` (the default) when only the awaiting ``_get`` can tell.
-        #: An instance attribute, not a method: no Python frame for a backend that reads
-        #: with a C function (``MemCache``: its trie's ``get``), and no bound method that
-        #: would tie the cache into a reference cycle.
+        #: A callable in an attribute, not a method: no Python frame for a backend that
+        #: reads with a C function (``MemCache``: its trie's ``get``), and no bound method
+        #: that would tie the cache into a reference cycle.
+        self._reader: Callable[[str], Any] = _unknown
+        #: What ``get_or_fetch`` reads with first: ``_reader``, or ``_unknown`` while the bus
+        #: lags (``_lag``). One call that stands for both checks on a hit.
         self._read_now: Callable[[str], Any] = _unknown
         #: The store of a fill that needs no await, or ``None`` (the default) when only
         #: ``_put_if`` can store: ``(key, rows)`` -> ``OVERSIZED`` when the backend refused
@@ -517,8 +520,8 @@ class Cache(abc.ABC):
         self._remote_invalidations = 0
         self._bus_resets = 0
         self._bypassed = 0
-        #: Set by a RedisBus that lost touch for longer than its ``max_lag``: every read
-        #: (``get``, ``get_or_fetch``) is then a miss, counted as ``bypassed``.
+        #: Set (``_lag``) by a RedisBus that lost touch for longer than its ``max_lag``:
+        #: every read (``get``, ``get_or_fetch``) is then a miss, counted as ``bypassed``.
         self._lagging = False
         self._bus: Any = None
         if bus is not None:
@@ -526,6 +529,16 @@ class Cache(abc.ABC):
                 raise TypeError(f"bus must be a RedisBus or None, not {type(bus).__name__}")
             bus._attach(self)
             self._bus = bus
+
+    def _set_reader(self, read: Callable[[str], Any]) -> None:
+        """Called by a backend's ``__init__``: its synchronous read (see ``_reader``)."""
+        self._reader = read
+        self._read_now = _unknown if self._lagging else read
+
+    def _lag(self, lagging: bool) -> None:
+        """Called by the bus: whether it lags (see ``_lagging``)."""
+        self._lagging = lagging
+        self._read_now = _unknown if lagging else self._reader
 
     # -- what a backend implements ------------------------------------------------------
 
@@ -680,7 +693,7 @@ class Cache(abc.ABC):
         # miss goes on in _miss, all else (options on a hit, stale rows, a bypass, a read
         # that awaits) in _through: plain functions, so that this coroutine's frame stays
         # small (module docstring).
-        rows = _UNKNOWN if self._lagging else self._read_now(key)
+        rows = self._read_now(key)  # _UNKNOWN while the bus lags
         if rows is None:
             if max_age is not None or stale_while_revalidate is not None:
                 _check_options(max_age, stale_while_revalidate)
@@ -1255,7 +1268,7 @@ class NoCache(Cache):
         bus: Any = None,
     ) -> None:
         super().__init__(max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus)
-        self._read_now = _no_rows
+        self._set_reader(_no_rows)
 
     async def _put(self, key: str, rows: CachedRows) -> None:
         return None

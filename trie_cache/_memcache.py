@@ -107,7 +107,7 @@ class MemCache(Cache):
             self._flights = _trie_cls()  # the base built its registry on the default core
         # get_or_fetch's read: the trie's own get, without a Python frame around it. A read
         # path that must do more on a hit (an eviction policy's mark) replaces this.
-        self._read_now = self._trie.get
+        self._set_reader(self._trie.get)
         # get_or_fetch's store of a fill: the trie's own __setitem__ in an unbounded cache;
         # in a bounded one the store that weighs the entry. Neither refers to the cache (no
         # reference cycle: the cache is freed as soon as it is dropped).
