@@ -9,8 +9,14 @@ has already checked (``key`` and ``prefix`` are ``str``, ``rows`` is a :class:`C
     async def _invalidate(self, prefix) -> int        # drop every key starting with prefix
 
 and optionally ``aclose()`` (calling ``super().aclose()``), ``_put_if`` (below), ``_put_if_now``
-(the same without awaiting, where the backend can) and ``_peek``
-(a synchronous read, ``_UNKNOWN`` when it cannot answer without awaiting). Writes must take
+(the same without awaiting, where the backend can), and two plain callables its ``__init__``
+hands to the base: ``self._set_reader(read)`` (``read(key)``: the stored rows or ``None``
+without awaiting, ``_UNKNOWN`` when it cannot answer without awaiting) and ``self._set_now``
+(``set_now(key, rows)``: a store that needs no await, ``OVERSIZED`` if it refused the rows as
+too heavy; ``None``, the default: only ``_put_if`` stores). Callables rather than methods, so
+that a backend whose read or store is a C function (``MemCache``: its trie's ``get`` and
+``__setitem__``) costs no Python frame; they must not refer to the cache (no reference
+cycle). Writes must take
 effect in the order they are called: a ``_put`` called before an ``_invalidate`` (or another
 ``_put``) lands before it, even if both await. ``MemCache`` writes synchronously; ``LmdbCache``
 feeds one writer thread through a queue. The base provides the public API on top and keeps all
@@ -18,6 +24,16 @@ bookkeeping: ``get`` (``max_age``, hit and miss counts), ``put``, ``invalidate_p
 ``get_or_fetch`` (single-flight, no stale fills, stale-while-revalidate), ``cached`` and
 ``stats``. Backends do not override the public methods; the exceptions are ``MemCache.get``
 and ``put``, the same logic inlined for speed.
+
+The hit. ``get_or_fetch`` is a small coroutine: one read (``_read_now``), one age compare when
+the cache has a ``max_age``, a counter. Everything else -- the options given on a hit, stale
+rows, a read that awaits, a bypass while the bus lags, the miss -- goes on in plain functions
+(``_through``, ``_miss``), which return the rows or a coroutine for the caller to await. A
+coroutine's frame holds all its locals, and a hit pays for every slot (made, copied into the
+coroutine, cleared), so the miss path's locals stay out of it; a miss pays one plain call
+instead. While the bus lags, ``_read_now`` is a function that answers ``_UNKNOWN`` (``_lag``
+swaps it), so the hit checks no lag flag: ``_through`` sees ``_UNKNOWN`` and bypasses, or
+reads with ``_get`` for a backend without a synchronous read.
 
 How stale fills are refused. Each key with a fetch in flight has a *registration* in a radix
 trie (``_flights``). ``invalidate_prefix(p)`` first detaches every registration under ``p`` with
@@ -41,8 +57,8 @@ yet (a registration and its removal cost a trie insert and delete, and a ``_Flig
 fifth of a miss). It reads the cache-wide ``_generation`` before calling ``fetch``; every
 ``put`` and ``invalidate_prefix`` increments it, *then* takes ``_write_lock`` to detach if any
 flight is registered or any fill is inside a check (``_checking``). A fetch that returns in its
-first step stores with ``_fill_now(key, rows, generation)``: under ``_write_lock``, with
-``_checking`` raised, it stores only if the generation is unchanged. A write that increments
+first step is stored by ``_miss`` with the backend's ``_set_now``: under ``_write_lock``, with
+``_checking`` raised, only if the generation is unchanged. A write that increments
 after that check sees ``_checking`` and waits for the lock, so it lands after the store; one
 that increments before makes the check refuse (any write refuses it, not only one for this
 key: the window is one synchronous step, and a refused fill is only a miss later). A fetch that
@@ -61,7 +77,7 @@ rows or exception, and counts in ``_Flight.waiting``.
   (``asyncio.Task(..., eager_start=True)``): its first step runs inside the call, in that
   task. A fetch that returns without suspending (a memo, pre-fetched rows) leaves the task
   done before the constructor returns; the caller takes the result and, with a backend that
-  stores without awaiting (``MemCache``'s ``_fill_now``), stores it: no flight, no await, no
+  stores without awaiting (``_set_now``), stores it: no flight, no await, no
   loop iteration, no shield. A fetch that suspends goes on in its task; when that task ends, a
   done-callback (``_fetched``) stores the rows and resolves the callers' futures (a store that
   awaits goes on in a task). A store that awaits after a fetch that did not suspend also runs
@@ -143,7 +159,7 @@ logger = logging.getLogger("trie_cache")
 #: What ``get_or_fetch`` accepts as ``fetch``: an async callable returning rows.
 Fetch = Callable[[], Awaitable["CachedRows | Mapping[str, Mapping[str, Any]]"]]
 
-#: ``_peek``'s answer when only the awaiting ``_get`` can tell.
+#: What ``_read_now`` answers when only the awaiting ``_get`` can tell (or the bus lags).
 _UNKNOWN: Final[Any] = object()
 #: ``_put_if``'s answer when the backend refused rows too heavy to keep (it counts them as
 #: ``oversized``): neither a fill nor a stale fill.
