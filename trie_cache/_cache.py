@@ -709,7 +709,10 @@ class Cache(abc.ABC):
         # miss goes on in _miss, all else (options on a hit, stale rows, a bypass, a read
         # that awaits) in _through: plain functions, so that this coroutine's frame stays
         # small (module docstring).
-        rows = self._read_now(key)  # _UNKNOWN while the bus lags
+        # _UNKNOWN while the bus lags. Loaded, then called: Python 3.11 has no specialised
+        # load for a callable stored on the instance when written as a method call.
+        read = self._read_now
+        rows = read(key)
         if rows is None:
             if max_age is not None or stale_while_revalidate is not None:
                 _check_options(max_age, stale_while_revalidate)
