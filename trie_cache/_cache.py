@@ -486,6 +486,22 @@ class Cache(abc.ABC):
     #: False for a backend that stores nothing (``NoCache``): fills are not attempted.
     _stores = True
 
+    # Counters of rare events, and the closing flag: class-level defaults, which an instance
+    # shadows the first time it changes one. Each attribute set in ``__init__`` takes one of
+    # the 30 slots CPython shares between the instances of a class; past 30 an instance keeps
+    # its attributes in a plain dict, and the interpreter specialises no method call on it
+    # (every ``self._miss(...)`` then looks the method up). These stay out of ``__init__``.
+    _closing = False
+    _stale_fills_prevented = 0
+    _fetch_errors = 0
+    _fill_errors = 0
+    _fetches_cancelled = 0
+    _stale_served = 0
+    _refreshes = 0
+    _remote_invalidations = 0
+    _bus_resets = 0
+    _bypassed = 0
+
     def __init__(
         self,
         *,
@@ -519,23 +535,13 @@ class Cache(abc.ABC):
         self._set_now: Callable[[str, CachedRows], Any] | None = None
         self._refresh_tasks: set[asyncio.Task[None]] = set()
         self._failing_refreshes: set[str] = set()
-        self._closing = False
         self._hits = 0
         self._misses = 0
         self._fetches = 0
         self._coalesced = 0
         self._fills = 0
-        self._stale_fills_prevented = 0
-        self._fetch_errors = 0
-        self._fill_errors = 0
-        self._fetches_cancelled = 0
-        self._stale_served = 0
-        self._refreshes = 0
         self._invalidations = 0
         self._keys_removed = 0
-        self._remote_invalidations = 0
-        self._bus_resets = 0
-        self._bypassed = 0
         #: Set (``_lag``) by a RedisBus that lost touch for longer than its ``max_lag``:
         #: every read (``get``, ``get_or_fetch``) is then a miss, counted as ``bypassed``.
         self._lagging = False

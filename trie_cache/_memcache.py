@@ -72,6 +72,9 @@ class MemCache(Cache):
     removed yet.
     """
 
+    #: Rows a default ``get`` found expired and removed (a class default: see ``Cache``).
+    _expired_on_get = 0
+
     def __init__(
         self,
         *,
@@ -89,7 +92,6 @@ class MemCache(Cache):
         self._bounded = max_entries is not None or max_bytes is not None
         # Rows refused as too heavy to keep: a list, shared with the store (below).
         self._oversized = [0]
-        self._expired_on_get = 0
         # Rows past max_age but inside the default stale window may still be served.
         self._expire_after = math.inf
         expired = None
