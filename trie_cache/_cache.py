@@ -558,7 +558,10 @@ class Cache(abc.ABC):
         self._read_now = _unknown if self._lagging else read
 
     def _lag(self, lagging: bool) -> None:
-        """Called by the bus: whether it lags (see ``_lagging``)."""
+        """Called by the bus: whether it lags (see ``_lagging``). A ``get_or_fetch`` in
+        another thread that read ``_read_now`` just before the swap acts as if it had run
+        just before it; ``_through`` tells a lag from a backend read that awaits by
+        ``_lagging``."""
         self._lagging = lagging
         self._read_now = _unknown if lagging else self._reader
 
