@@ -4,9 +4,11 @@ instance between threads that each run their own event loop."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -311,3 +313,39 @@ async def test_a_fill_too_heavy_to_keep_counts_as_oversized_not_as_a_fill(trie_c
     assert await cache.get("k") is None and await cache.get("k2") is None
     stats = cache.stats()
     assert (stats.fills, stats.stale_fills_prevented, stats.oversized) == (0, 0, 2)
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"max_entries": 10}, {"max_bytes": 10_000}, {"max_age": 60.0}]
+)
+def test_a_dropped_cache_is_freed_at_once(trie_cls: Any, options: dict[str, Any]) -> None:
+    """No reference cycle runs through a cache (the read and store callables it keeps for
+    ``get_or_fetch`` do not refer to it): dropped after use, it is freed by reference
+    counting alone (its trie with it), without waiting for the cycle collector."""
+    rows = CachedRows({"r": {"v": 1}})  # fetched now: young enough for max_age
+
+    async def at_once() -> CachedRows:
+        return rows
+
+    async def suspending() -> CachedRows:
+        await asyncio.sleep(0)
+        return rows
+
+    async def use(cache: MemCache) -> None:
+        await cache.put("a", rows)
+        assert await cache.get_or_fetch("a", at_once) is rows  # a hit
+        await cache.get_or_fetch("b", at_once)  # a miss filled at once
+        await cache.get_or_fetch("c", suspending)  # a miss filled after a suspension
+        assert await cache.get("b") is rows and await cache.get("c") is rows
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        cache = MemCache(_trie_cls=trie_cls, **options)
+        asyncio.run(use(cache))
+        ref = weakref.ref(cache)
+        del cache
+        assert ref() is None
+    finally:
+        if enabled:
+            gc.enable()

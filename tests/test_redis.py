@@ -407,7 +407,9 @@ async def test_lagging_cache_misses_and_still_fetches(
             assert await cache.get_or_fetch("a/2", fetch) is fetched
             late = MemCache(bus=bus)  # attached while lagging: it bypasses too
             await late.put("b/1", ROWS)
+            await late.put("b/2", ROWS)
             assert await late.get("b/1") is None
+            assert await late.get_or_fetch("b/2", fetch) is fetched
             with pytest.raises(TypeError, match="cache keys must be str, not int"):
                 await cache.get(1)
         finally:
@@ -416,6 +418,7 @@ async def test_lagging_cache_misses_and_still_fetches(
         assert [_v(await cache.get(k)) for k in ("a/1", "a/2", "a/3")] == [1, 2, 2]
         assert _v(await cache.get_or_fetch("a/1", fetch)) == 1  # the reads are restored
         assert await late.get("b/1") is ROWS
+        assert await late.get_or_fetch("b/1", fetch) is ROWS
         stats = cache.stats()
         assert stats.bypassed == 4 and stats.misses == 4  # the refused key is not counted
         assert stats.fills == 2

@@ -9,8 +9,14 @@ has already checked (``key`` and ``prefix`` are ``str``, ``rows`` is a :class:`C
     async def _invalidate(self, prefix) -> int        # drop every key starting with prefix
 
 and optionally ``aclose()`` (calling ``super().aclose()``), ``_put_if`` (below), ``_put_if_now``
-(the same without awaiting, where the backend can) and ``_peek``
-(a synchronous read, ``_UNKNOWN`` when it cannot answer without awaiting). Writes must take
+(the same without awaiting, where the backend can), and two plain callables its ``__init__``
+hands to the base: ``self._set_reader(read)`` (``read(key)``: the stored rows or ``None``
+without awaiting, ``_UNKNOWN`` when it cannot answer without awaiting) and ``self._set_now``
+(``set_now(key, rows)``: a store that needs no await, ``OVERSIZED`` if it refused the rows as
+too heavy; ``None``, the default: only ``_put_if`` stores). Callables rather than methods, so
+that a backend whose read or store is a C function (``MemCache``: its trie's ``get`` and
+``__setitem__``) costs no Python frame; they must not refer to the cache (no reference
+cycle). Writes must take
 effect in the order they are called: a ``_put`` called before an ``_invalidate`` (or another
 ``_put``) lands before it, even if both await. ``MemCache`` writes synchronously; ``LmdbCache``
 feeds one writer thread through a queue. The base provides the public API on top and keeps all
@@ -18,6 +24,16 @@ bookkeeping: ``get`` (``max_age``, hit and miss counts), ``put``, ``invalidate_p
 ``get_or_fetch`` (single-flight, no stale fills, stale-while-revalidate), ``cached`` and
 ``stats``. Backends do not override the public methods; the exceptions are ``MemCache.get``
 and ``put``, the same logic inlined for speed.
+
+The hit. ``get_or_fetch`` is a small coroutine: one read (``_read_now``), one age compare when
+the cache has a ``max_age``, a counter. Everything else -- the options given on a hit, stale
+rows, a read that awaits, a bypass while the bus lags, the miss -- goes on in plain functions
+(``_through``, ``_miss``), which return the rows or a coroutine for the caller to await. A
+coroutine's frame holds all its locals, and a hit pays for every slot (made, copied into the
+coroutine, cleared), so the miss path's locals stay out of it; a miss pays one plain call
+instead. While the bus lags, ``_read_now`` is a function that answers ``_UNKNOWN`` (``_lag``
+swaps it), so the hit checks no lag flag: ``_through`` sees ``_UNKNOWN`` and bypasses, or
+reads with ``_get`` for a backend without a synchronous read.
 
 How stale fills are refused. Each key with a fetch in flight has a *registration* in a radix
 trie (``_flights``). ``invalidate_prefix(p)`` first detaches every registration under ``p`` with
@@ -41,8 +57,8 @@ yet (a registration and its removal cost a trie insert and delete, and a ``_Flig
 fifth of a miss). It reads the cache-wide ``_generation`` before calling ``fetch``; every
 ``put`` and ``invalidate_prefix`` increments it, *then* takes ``_write_lock`` to detach if any
 flight is registered or any fill is inside a check (``_checking``). A fetch that returns in its
-first step stores with ``_fill_now(key, rows, generation)``: under ``_write_lock``, with
-``_checking`` raised, it stores only if the generation is unchanged. A write that increments
+first step is stored by ``_miss`` with the backend's ``_set_now``: under ``_write_lock``, with
+``_checking`` raised, only if the generation is unchanged. A write that increments
 after that check sees ``_checking`` and waits for the lock, so it lands after the store; one
 that increments before makes the check refuse (any write refuses it, not only one for this
 key: the window is one synchronous step, and a refused fill is only a miss later). A fetch that
@@ -61,7 +77,7 @@ rows or exception, and counts in ``_Flight.waiting``.
   (``asyncio.Task(..., eager_start=True)``): its first step runs inside the call, in that
   task. A fetch that returns without suspending (a memo, pre-fetched rows) leaves the task
   done before the constructor returns; the caller takes the result and, with a backend that
-  stores without awaiting (``MemCache``'s ``_fill_now``), stores it: no flight, no await, no
+  stores without awaiting (``_set_now``), stores it: no flight, no await, no
   loop iteration, no shield. A fetch that suspends goes on in its task; when that task ends, a
   done-callback (``_fetched``) stores the rows and resolves the callers' futures (a store that
   awaits goes on in a task). A store that awaits after a fetch that did not suspend also runs
@@ -143,7 +159,7 @@ logger = logging.getLogger("trie_cache")
 #: What ``get_or_fetch`` accepts as ``fetch``: an async callable returning rows.
 Fetch = Callable[[], Awaitable["CachedRows | Mapping[str, Mapping[str, Any]]"]]
 
-#: ``_peek``'s answer when only the awaiting ``_get`` can tell.
+#: What ``_read_now`` answers when only the awaiting ``_get`` can tell (or the bus lags).
 _UNKNOWN: Final[Any] = object()
 #: ``_put_if``'s answer when the backend refused rows too heavy to keep (it counts them as
 #: ``oversized``): neither a fill nor a stale fill.
@@ -194,6 +210,14 @@ def check_max_age(max_age: object, name: str = "max_age") -> float | None:
 def check_stale(stale: object) -> float | None:
     """``stale_while_revalidate``: like ``max_age``."""
     return check_max_age(stale, "stale_while_revalidate")
+
+
+def _check_options(max_age: object, stale: object) -> None:
+    """``get_or_fetch``'s options on a miss: checked, unused."""
+    if max_age is not None:
+        check_max_age(max_age)
+    if stale is not None:
+        check_stale(stale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +486,22 @@ class Cache(abc.ABC):
     #: False for a backend that stores nothing (``NoCache``): fills are not attempted.
     _stores = True
 
+    # Counters of rare events, and the closing flag: class-level defaults, which an instance
+    # shadows the first time it changes one. Each attribute set in ``__init__`` takes one of
+    # the 30 slots CPython shares between the instances of a class; past 30 an instance keeps
+    # its attributes in a plain dict, and the interpreter specialises no method call on it
+    # (every ``self._miss(...)`` then looks the method up). These stay out of ``__init__``.
+    _closing = False
+    _stale_fills_prevented = 0
+    _fetch_errors = 0
+    _fill_errors = 0
+    _fetches_cancelled = 0
+    _stale_served = 0
+    _refreshes = 0
+    _remote_invalidations = 0
+    _bus_resets = 0
+    _bypassed = 0
+
     def __init__(
         self,
         *,
@@ -479,27 +519,31 @@ class Cache(abc.ABC):
         self._checking = 0
         # Held by a registration check with its store, and by put's and invalidate's detach.
         self._write_lock = threading.RLock()
+        #: The backend's synchronous read (``_set_reader``): ``key`` -> the stored rows,
+        #: ``None``, or ``_UNKNOWN`` (the default) when only the awaiting ``_get`` can tell.
+        #: A callable in an attribute, not a method: no Python frame for a backend that
+        #: reads with a C function (``MemCache``: its trie's ``get``), and no bound method
+        #: that would tie the cache into a reference cycle.
+        self._reader: Callable[[str], Any] = _unknown
+        #: What ``get_or_fetch`` reads with first: ``_reader``, or ``_unknown`` while the bus
+        #: lags (``_lag``). One call that stands for both checks on a hit.
+        self._read_now: Callable[[str], Any] = _unknown
+        #: The store of a fill that needs no await, or ``None`` (the default) when only
+        #: ``_put_if`` can store: ``(key, rows)`` -> ``OVERSIZED`` when the backend refused
+        #: rows too heavy to keep, anything else when it stored them. Called under
+        #: ``_write_lock`` after the fill's generation check (module docstring).
+        self._set_now: Callable[[str, CachedRows], Any] | None = None
         self._refresh_tasks: set[asyncio.Task[None]] = set()
         self._failing_refreshes: set[str] = set()
-        self._closing = False
         self._hits = 0
         self._misses = 0
         self._fetches = 0
         self._coalesced = 0
         self._fills = 0
-        self._stale_fills_prevented = 0
-        self._fetch_errors = 0
-        self._fill_errors = 0
-        self._fetches_cancelled = 0
-        self._stale_served = 0
-        self._refreshes = 0
         self._invalidations = 0
         self._keys_removed = 0
-        self._remote_invalidations = 0
-        self._bus_resets = 0
-        self._bypassed = 0
-        #: Set by a RedisBus that lost touch for longer than its ``max_lag``: every read
-        #: (``get``, ``get_or_fetch``) is then a miss, counted as ``bypassed``.
+        #: Set (``_lag``) by a RedisBus that lost touch for longer than its ``max_lag``:
+        #: every read (``get``, ``get_or_fetch``) is then a miss, counted as ``bypassed``.
         self._lagging = False
         self._bus: Any = None
         if bus is not None:
@@ -507,6 +551,19 @@ class Cache(abc.ABC):
                 raise TypeError(f"bus must be a RedisBus or None, not {type(bus).__name__}")
             bus._attach(self)
             self._bus = bus
+
+    def _set_reader(self, read: Callable[[str], Any]) -> None:
+        """Called by a backend's ``__init__``: its synchronous read (see ``_reader``)."""
+        self._reader = read
+        self._read_now = _unknown if self._lagging else read
+
+    def _lag(self, lagging: bool) -> None:
+        """Called by the bus: whether it lags (see ``_lagging``). A ``get_or_fetch`` in
+        another thread that read ``_read_now`` just before the swap acts as if it had run
+        just before it; ``_through`` tells a lag from a backend read that awaits by
+        ``_lagging``."""
+        self._lagging = lagging
+        self._read_now = _unknown if lagging else self._reader
 
     # -- what a backend implements ------------------------------------------------------
 
@@ -538,18 +595,6 @@ class Cache(abc.ABC):
         """``_put_if`` without awaiting, for a backend that can, with the guard
         ``self._registered(key, flight)``: ``True``/``False``, or ``_UNKNOWN`` (the default)
         when only the awaiting ``_put_if`` can store."""
-        return _UNKNOWN
-
-    def _fill_now(self, key: str, rows: CachedRows, generation: int) -> Any:
-        """Store the rows of a fetch that returned in its first step, without awaiting,
-        unless a put or invalidation began since ``generation`` was read: ``True``,
-        ``False`` (refused) or ``OVERSIZED``; ``_UNKNOWN`` (the default) when the backend
-        cannot store without awaiting. The check and the store must be atomic against
-        writes: both under ``_write_lock``, with ``_checking`` raised (module docstring)."""
-        return _UNKNOWN
-
-    def _peek(self, key: str) -> Any:
-        """The rows under ``key`` or ``None`` without awaiting, or ``_UNKNOWN``."""
         return _UNKNOWN
 
     # -- the public API -------------------------------------------------------------------
@@ -669,20 +714,57 @@ class Cache(abc.ABC):
         ``stale_while_revalidate`` (default: the cache's) are returned at once, and one
         background refresh of the key starts unless a fetch for it is in flight already.
         """
-        if self._lagging:
-            check_key(key)
-            self._bypassed += 1
-            rows = None
+        # A hit with the defaults costs what ``get``'s does: one read, one age compare. The
+        # miss goes on in _miss, all else (options on a hit, stale rows, a bypass, a read
+        # that awaits) in _through: plain functions, so that this coroutine's frame stays
+        # small (module docstring).
+        # _UNKNOWN while the bus lags. Loaded, then called: Python 3.11 has no specialised
+        # load for a callable stored on the instance when written as a method call.
+        read = self._read_now
+        rows = read(key)
+        if rows is None:
+            if max_age is not None or stale_while_revalidate is not None:
+                _check_options(max_age, stale_while_revalidate)
+            self._misses += 1
+            out = self._miss(key, fetch)
+        elif (
+            rows is not _UNKNOWN
+            and max_age is None
+            and stale_while_revalidate is None
+            and (self._max_age is None or time.time() - rows.fetched_at <= self._max_age)
+        ):
+            self._hits += 1
+            return rows  # type: ignore[no-any-return]
         else:
-            rows = self._peek(key)
+            out = self._through(key, fetch, rows, max_age, stale_while_revalidate)
+        if type(out) is CoroutineType:
+            return await out  # type: ignore[no-any-return]
+        return out  # type: ignore[no-any-return]
+
+    def _through(
+        self,
+        key: str,
+        fetch: Fetch,
+        rows: Any,
+        max_age: float | None,
+        stale_while_revalidate: float | None,
+    ) -> Any:
+        """``get_or_fetch`` past its plain hit, given what ``_read_now`` read (``_UNKNOWN``: the
+        bus lags, or only ``_get`` can tell): the rows to return, or a coroutine to await
+        for them."""
         if rows is _UNKNOWN:
-            rows = await self._get(check_key(key))
+            if self._lagging:
+                check_key(key)
+                self._bypassed += 1
+                rows = None
+            else:
+                return self._read_through(key, fetch, max_age, stale_while_revalidate)
         if rows is not None:
             if max_age is None and self._max_age is None:
                 if stale_while_revalidate is not None:
                     check_stale(stale_while_revalidate)
                 self._hits += 1
-                return rows  # type: ignore[no-any-return]
+                return rows
             limit = self._max_age if max_age is None else check_max_age(max_age)
             stale = (
                 self._stale
@@ -692,72 +774,83 @@ class Cache(abc.ABC):
             age = time.time() - rows.fetched_at
             if limit is None or age <= limit:
                 self._hits += 1
-                return rows  # type: ignore[no-any-return]
+                return rows
             if stale and age <= limit + stale and not self._closing:
                 self._stale_served += 1
                 self._refresh(key, fetch)
-                return rows  # type: ignore[no-any-return]
+                return rows
         else:
-            if max_age is not None:
-                check_max_age(max_age)
-            if stale_while_revalidate is not None:
-                check_stale(stale_while_revalidate)
+            _check_options(max_age, stale_while_revalidate)
         self._misses += 1
+        return self._miss(key, fetch)
+
+    async def _read_through(
+        self,
+        key: str,
+        fetch: Fetch,
+        max_age: float | None,
+        stale_while_revalidate: float | None,
+    ) -> CachedRows:
+        """``get_or_fetch`` on a backend whose read awaits."""
+        rows = await self._get(check_key(key))
+        out = self._through(key, fetch, rows, max_age, stale_while_revalidate)
+        if type(out) is CoroutineType:
+            return await out  # type: ignore[no-any-return]
+        return out  # type: ignore[no-any-return]
+
+    def _miss(self, key: str, fetch: Fetch) -> Any:
+        """A counted miss: join this loop's fetch of ``key``, or start one. The rows, or a
+        coroutine to await for them."""
         loop = asyncio.get_running_loop()
         flights = self._flights
-        while True:
-            registration = flights.get(key) if flights else None
-            if registration is not None:
-                other = _flight_on(registration, loop)
-                if other is not None and not other.abandoned and not other.done:
-                    self._coalesced += 1
-                    joined = await self._join(other)
-                    if joined is not _RETRY:
-                        return joined  # type: ignore[no-any-return]
-                    continue  # the cache cancelled that fetch: join or start another
-            # No registration while the fetch's first step runs: the generation stands in
-            # for it, and a flight registers only if that step suspends (module docstring).
-            self._fetches += 1
-            generation = self._generation
-            started = time.time()
+        registration = flights.get(key) if flights else None
+        if registration is not None:
+            other = _flight_on(registration, loop)
+            if other is not None and not other.abandoned and not other.done:
+                self._coalesced += 1
+                return self._join(other, key, fetch)
+        # No registration while the fetch's first step runs: the generation stands in
+        # for it, and a flight registers only if that step suspends (module docstring).
+        self._fetches += 1
+        generation = self._generation
+        started = time.time()
+        try:
+            aw = fetch()
+        except BaseException as exc:
+            self._count_failed_fetch(exc)
+            raise
+        if _FETCH_IN_TASK:
+            # The fetch in a task of its own, started eagerly: its first step runs now,
+            # and if it never suspends the task is done before the call returns.
+            if type(aw) is not CoroutineType:
+                aw = _awaiting(aw)
             try:
-                aw = fetch()
+                # loop= is needed: 3.12.1's eager start calls loop.is_running() on the
+                # argument, not on the loop it found.
+                if _EAGER:
+                    task = _Task(aw, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+                else:
+                    task = _Task(aw, loop=loop)
+            except BaseException as exc:
+                # KeyboardInterrupt or SystemExit from the first step leaves the task
+                # constructor (asyncio re-raises those).
+                self._count_failed_fetch(exc)
+                raise
+            if not task.done():
+                flight = self._flight_from(key, loop, generation)
+                flight.task = task
+                task.add_done_callback(functools.partial(self._fetched, key, flight, started))
+                return self._join(flight, key, fetch)
+            try:
+                result = task.result()
             except BaseException as exc:
                 self._count_failed_fetch(exc)
                 raise
-            if _FETCH_IN_TASK:
-                # The fetch in a task of its own, started eagerly: its first step runs now,
-                # and if it never suspends the task is done before the call returns.
-                if type(aw) is not CoroutineType:
-                    aw = _awaiting(aw)
-                try:
-                    if _EAGER:
-                        task = _Task(aw, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
-                    else:
-                        task = _Task(aw, loop=loop)
-                except BaseException as exc:
-                    # KeyboardInterrupt or SystemExit from the first step leaves the task
-                    # constructor (asyncio re-raises those).
-                    self._count_failed_fetch(exc)
-                    raise
-                if not task.done():
-                    flight = self._flight_from(key, loop, generation)
-                    flight.task = task
-                    task.add_done_callback(functools.partial(self._fetched, key, flight, started))
-                    joined = await self._join(flight)
-                    if joined is not _RETRY:
-                        return joined  # type: ignore[no-any-return]
-                    continue
-                try:
-                    result = task.result()
-                except BaseException as exc:
-                    self._count_failed_fetch(exc)
-                    raise
-                break
+        else:
             # Python 3.10 and 3.11: the fetch runs in this caller's task (module docstring).
             if type(aw) is not CoroutineType:
                 flight = self._flight_from(key, loop, generation)
-                return await self._drive(key, aw, flight, started)
+                return self._drive(key, aw, flight, started)
             try:
                 step = aw.send(None)
             except StopIteration as stop:
@@ -768,8 +861,7 @@ class Cache(abc.ABC):
             else:
                 # It suspended: the general path, driven by this caller.
                 flight = self._flight_from(key, loop, generation)
-                return await self._drive(key, _Resume(aw, step), flight, started)
-            break
+                return self._drive(key, _Resume(aw, step), flight, started)
         # The fetch returned without suspending: nobody could join it (no loop iteration
         # passed), so there is no flight and no one to answer.
         if type(result) is CachedRows:
@@ -780,24 +872,31 @@ class Cache(abc.ABC):
             except TypeError as exc:
                 self._count_failed_fetch(exc)
                 raise
-        if self._stores:
+        set_now = self._set_now
+        if set_now is not None:
+            # Stored unless a put or invalidation began since the fetch started: checked and
+            # stored under the lock, with _checking raised (module docstring).
+            lock = self._write_lock
+            lock.acquire()  # acquire/release: cheaper than "with" on the miss path
+            self._checking += 1
             try:
-                stored = self._fill_now(key, rows, generation)
+                if self._generation != generation:
+                    self._stale_fills_prevented += 1
+                elif set_now(key, rows) is not OVERSIZED:
+                    self._fills += 1
+                # else: counted by the backend as oversized
             except BaseException:
                 self._fill_errors += 1
                 raise
-            if stored is _UNKNOWN:
-                # The backend's store awaits: the general path for the rest.
-                flight = self._flight_from(key, loop, generation)
-                if _FETCH_IN_TASK:
-                    return await self._store_in_task(key, rows, flight, started)
-                return await self._drive(key, rows, flight, started, True)
-            if stored is OVERSIZED:
-                pass  # counted by the backend as oversized
-            elif stored:
-                self._fills += 1
-            else:
-                self._stale_fills_prevented += 1
+            finally:
+                self._checking -= 1
+                lock.release()
+        elif self._stores:
+            # The backend's store awaits: the general path for the rest.
+            flight = self._flight_from(key, loop, generation)
+            if _FETCH_IN_TASK:
+                return self._store_in_task(key, rows, flight, started)
+            return self._drive(key, rows, flight, started, True)
         return rows
 
     def _count_failed_fetch(self, exc: BaseException) -> None:
@@ -973,10 +1072,13 @@ class Cache(abc.ABC):
             type(registration) is dict and registration.get(flight.loop) is flight
         )
 
-    async def _join(self, flight: _Flight) -> Any:
-        """Wait for a flight: its rows, its exception, or ``_RETRY`` if the cache cancelled
-        its fetch. A caller that leaves cancels nothing, unless it is the last one waiting for
-        a fetch that runs in a task of its own: that fetch is then cancelled."""
+    async def _join(
+        self, flight: _Flight, key: str | None = None, fetch: Fetch | None = None
+    ) -> Any:
+        """Wait for a flight: its rows or its exception. If the cache cancelled its fetch,
+        join or start another (``_miss(key, fetch)``), or without ``fetch`` return
+        ``_RETRY``. A caller that leaves cancels nothing, unless it is the last one waiting
+        for a fetch that runs in a task of its own: that fetch is then cancelled."""
         fut: asyncio.Future[CachedRows] = flight.loop.create_future()
         if flight.joiners is None:
             flight.joiners = [fut]
@@ -984,7 +1086,7 @@ class Cache(abc.ABC):
             flight.joiners.append(fut)
         flight.waiting += 1
         try:
-            return await fut
+            joined = await fut
         except asyncio.CancelledError:
             if fut.cancelled():
                 flight.waiting -= 1
@@ -1000,6 +1102,12 @@ class Cache(abc.ABC):
             else:
                 fut.exception()  # the outcome came as this caller was cancelled: seen
             raise
+        if joined is not _RETRY or fetch is None:
+            return joined
+        out = self._miss(key, fetch)  # type: ignore[arg-type]
+        if type(out) is CoroutineType:
+            return await out
+        return out
 
     def _fetched(self, key: str, flight: _Flight, started: float, task: asyncio.Task[Any]) -> None:
         """The fetch task of a flight that suspended ended: store its rows unless the key went
@@ -1148,6 +1256,16 @@ class Cache(abc.ABC):
         _retrieve(task)
 
 
+def _unknown(key: str) -> Any:
+    """``Cache._read_now`` of a backend that cannot read without awaiting."""
+    return _UNKNOWN
+
+
+def _no_rows(key: str) -> None:
+    """``NoCache._read_now``: nothing stored (a bad key is still refused)."""
+    check_key(key)
+
+
 def _as_rows(result: object, started: float) -> CachedRows:
     if isinstance(result, CachedRows):
         return result
@@ -1170,9 +1288,15 @@ class NoCache(Cache):
     async def _get(self, key: str) -> CachedRows | None:
         return None
 
-    def _peek(self, key: str) -> Any:
-        check_key(key)
-        return None
+    def __init__(
+        self,
+        *,
+        max_age: float | None = None,
+        stale_while_revalidate: float | None = None,
+        bus: Any = None,
+    ) -> None:
+        super().__init__(max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus)
+        self._set_reader(_no_rows)
 
     async def _put(self, key: str, rows: CachedRows) -> None:
         return None

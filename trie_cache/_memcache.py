@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -18,6 +19,17 @@ __all__ = ["MemCache"]
 #: The trie's weight limit of a cache bounded by entries alone: never reached (an entry
 #: weighs at most 2**48), it only makes the trie keep the weights ``nbytes`` sums.
 _NO_BYTE_LIMIT = 1 << 62
+
+
+def _put_weighed(trie: Any, oversized: list[int], key: str, rows: CachedRows) -> Any:
+    """A bounded cache's store: weigh the entry (key UTF-8 length + ``rows.nbytes``); rows
+    too heavy to keep are counted in ``oversized[0]`` and answered ``OVERSIZED``."""
+    check_key(key)
+    size = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
+    if trie.put(key, rows, size + rows.nbytes):
+        return True
+    oversized[0] += 1
+    return OVERSIZED
 
 
 def _older_than(max_age: float) -> Callable[[CachedRows], bool]:
@@ -60,6 +72,9 @@ class MemCache(Cache):
     removed yet.
     """
 
+    #: Rows a default ``get`` found expired and removed (a class default: see ``Cache``).
+    _expired_on_get = 0
+
     def __init__(
         self,
         *,
@@ -75,8 +90,8 @@ class MemCache(Cache):
         max_entries = check_limit(max_entries, "max_entries")
         max_bytes = check_limit(max_bytes, "max_bytes")
         self._bounded = max_entries is not None or max_bytes is not None
-        self._oversized = 0
-        self._expired_on_get = 0
+        # Rows refused as too heavy to keep: a list, shared with the store (below).
+        self._oversized = [0]
         # Rows past max_age but inside the default stale window may still be served.
         self._expire_after = math.inf
         expired = None
@@ -94,7 +109,15 @@ class MemCache(Cache):
             self._flights = _trie_cls()  # the base built its registry on the default core
         # get_or_fetch's read: the trie's own get, without a Python frame around it. A read
         # path that must do more on a hit (an eviction policy's mark) replaces this.
-        self._peek = self._trie.get  # type: ignore[method-assign]
+        self._set_reader(self._trie.get)
+        # get_or_fetch's store of a fill: the trie's own __setitem__ in an unbounded cache;
+        # in a bounded one the store that weighs the entry. Neither refers to the cache (no
+        # reference cycle: the cache is freed as soon as it is dropped).
+        self._set_now = (
+            functools.partial(_put_weighed, self._trie, self._oversized)
+            if self._bounded
+            else self._trie.__setitem__
+        )
 
     @property
     def max_entries(self) -> int | None:
@@ -121,20 +144,8 @@ class MemCache(Cache):
             super().stats(),
             evictions=self._trie.evictions,
             expirations=self._trie.expirations + self._expired_on_get,
-            oversized=self._oversized,
+            oversized=self._oversized[0],
         )
-
-    def _store(self, key: str, rows: CachedRows) -> bool:
-        """Store through the bound: weigh the entry; count rows too heavy to keep (False)."""
-        if not self._bounded:
-            self._trie[key] = rows
-            return True
-        check_key(key)
-        size = len(key) if key.isascii() else len(key.encode("utf-8", "surrogatepass"))
-        if not self._trie.put(key, rows, size + rows.nbytes):
-            self._oversized += 1
-            return False
-        return True
 
     async def get(self, key: str, max_age: float | None = None) -> CachedRows | None:
         """The rows stored under ``key``, or ``None`` (also when older than ``max_age``).
@@ -190,6 +201,13 @@ class MemCache(Cache):
                 self._flights.pop(key, None)
         self._store(key, rows)
 
+    def _store(self, key: str, rows: CachedRows) -> Any:
+        """Store through the bound: ``OVERSIZED`` if the rows are too heavy to keep."""
+        if not self._bounded:
+            self._trie[key] = rows
+            return True
+        return _put_weighed(self._trie, self._oversized, key, rows)
+
     def _put_if_now(self, key: str, rows: CachedRows, flight: Any) -> Any:
         lock = self._write_lock
         lock.acquire()  # acquire/release: cheaper than "with" on the miss path
@@ -199,31 +217,14 @@ class MemCache(Cache):
             stored = self._store(key, rows)
         finally:
             lock.release()
-        return True if stored else OVERSIZED
-
-    def _fill_now(self, key: str, rows: CachedRows, generation: int) -> Any:
-        lock = self._write_lock
-        lock.acquire()  # acquire/release: cheaper than "with" on the miss path
-        self._checking += 1
-        try:
-            if self._generation != generation:
-                return False
-            if self._bounded:
-                stored = self._store(key, rows)
-            else:
-                self._trie[key] = rows
-                stored = True
-        finally:
-            self._checking -= 1
-            lock.release()
-        return True if stored else OVERSIZED
+        return OVERSIZED if stored is OVERSIZED else True
 
     async def _put_if(self, key: str, rows: CachedRows, guard: Callable[[], bool]) -> Any:
         with self._write_lock:
             if not guard():
                 return False
             stored = self._store(key, rows)
-        return True if stored else OVERSIZED
+        return OVERSIZED if stored is OVERSIZED else True
 
     async def _get(self, key: str) -> CachedRows | None:
         return self._trie.get(key)  # type: ignore[no-any-return]

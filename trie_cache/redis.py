@@ -327,7 +327,7 @@ class RedisBus:
             raise BusError("this RedisBus is closed")
         self._caches.add(cache)
         if self._lagging:
-            cache._lagging = True
+            cache._lag(True)
 
     async def _publish(self, cache: Cache, prefix: str) -> None:
         """Called by ``cache.invalidate_prefix`` after its local drop."""
@@ -597,4 +597,4 @@ class RedisBus:
             return
         self._lagging = lagging
         for cache in list(self._caches):
-            cache._lagging = lagging
+            cache._lag(lagging)
