@@ -12,7 +12,8 @@
 #
 # Memory comes from PyMem_Malloc: CPython's small-object allocator serves the small nodes
 # from pools, faster than the C allocator and without its per-chunk header, so a leaf costs
-# its 32 bytes. It needs the GIL, which every function here runs under.
+# its 16-byte header and its label, rounded up to 16 bytes. It needs the GIL, which every
+# function here runs under.
 
 from cpython.object cimport PyObject, PyTypeObject, inquiry, traverseproc, visitproc
 from cpython.unicode cimport PyUnicode_AsEncodedString, PyUnicode_Check, PyUnicode_DecodeUTF8
@@ -104,8 +105,9 @@ cdef inline const uchar *ascii_bytes(object key, Py_ssize_t *n) noexcept:
     return NULL
 
 
-# Non-ASCII keys of up to this many characters are encoded on the stack by the lookups,
-# instead of making CPython build (and keep, inside the str) its UTF-8 copy.
+# Non-ASCII keys of up to this many characters are encoded on the stack by the lookups and
+# the writes (stores, deletes, pops), instead of making CPython build (and keep, inside the
+# str) its UTF-8 copy.
 DEF SMALL_KEY_CHARS = 64
 
 
@@ -131,6 +133,16 @@ cdef inline const uchar *small_utf8(object key, uchar *buf, Py_ssize_t *n) noexc
     return buf
 
 
+cdef inline const uchar *in_place_bytes(object key, uchar *buf, Py_ssize_t *n) noexcept:
+    """The UTF-8 bytes of a plain ASCII ``str`` (its own storage) or of a short one (written
+    into ``buf``, 4 * SMALL_KEY_CHARS bytes), else NULL: then use :func:`key_source`. Either
+    way CPython is not asked for the str's UTF-8 form, which it would keep inside it."""
+    cdef const uchar *k = ascii_bytes(key, n)
+    if k == NULL:
+        k = small_utf8(key, buf, n)
+    return k
+
+
 cdef inline const uchar *source_bytes(object source, Py_ssize_t *n) noexcept:
     """The bytes of what :func:`key_source` returned (cannot fail for those)."""
     if PyBytes_CheckExact(source):
@@ -146,15 +158,31 @@ cdef inline object key_str(const uchar *data, Py_ssize_t n):
 # ---------------------------------------------------------------------------------------
 # Nodes
 
+cdef inline size_t label_offset(int kind) noexcept:
+    """Where the label of a node of ``kind`` starts when it always follows the struct (Bare
+    leaves and Node4s, whatever its length), else 0 (inline up to INLINE_LABEL bytes)."""
+    if kind == KIND_BARE:
+        return BARE_HEADER
+    if kind == KIND_N4:
+        return sizeof(Node4)
+    return 0
+
+
 cdef inline uchar *label_of(Node *node) noexcept:
+    cdef size_t offset = label_offset(node.kind)
+    if offset:
+        return (<uchar *>node) + offset
     if node.plen <= INLINE_LABEL:
         return &node.label.inl[0]
     return node.label.ptr
 
 
 cdef inline size_t node_size(int kind) noexcept:
+    """The struct of a node of ``kind`` (a Bare leaf's with its first 8 label bytes)."""
     if kind == KIND_LEAF:
         return sizeof(Node)
+    if kind == KIND_BARE:
+        return sizeof(Bare)
     if kind == KIND_N4:
         return sizeof(Node4)
     if kind == KIND_N16:
@@ -165,7 +193,7 @@ cdef inline size_t node_size(int kind) noexcept:
 
 
 cdef inline int capacity(int kind) noexcept:
-    if kind == KIND_LEAF:
+    if kind == KIND_LEAF or kind == KIND_BARE:
         return 0
     if kind == KIND_N4:
         return 4
@@ -181,10 +209,22 @@ cdef inline size_t tail_size(size_t plen) noexcept:
     return plen if plen > INLINE_LABEL else 0
 
 
+cdef inline size_t body_size(int kind, size_t plen) noexcept:
+    """Bytes of a node of ``kind`` with a label of ``plen`` bytes, its Link not counted."""
+    if kind == KIND_BARE:
+        return BARE_HEADER + (plen if plen > INLINE_LABEL else INLINE_LABEL)
+    if kind == KIND_N4:
+        return sizeof(Node4) + plen
+    return node_size(kind) + tail_size(plen)
+
+
 cdef inline void put_label(Node *node, size_t size, const uchar *src, size_t plen) noexcept:
     """Write the label ``src[:plen]`` into a node of struct size ``size`` whose allocation
-    has ``tail_size(plen)`` bytes after the struct; ``src`` must not overlap the node."""
-    if plen > INLINE_LABEL:
+    has ``body_size`` bytes; ``src`` must not overlap the node."""
+    cdef size_t offset = label_offset(node.kind)
+    if offset:
+        memcpy((<uchar *>node) + offset, src, plen)
+    elif plen > INLINE_LABEL:
         node.label.ptr = (<uchar *>node) + size
         memcpy(node.label.ptr, src, plen)
     elif plen:
@@ -228,10 +268,16 @@ cdef inline Py_ssize_t *weight_of(Node *node) noexcept:
 
 
 cdef inline Py_ssize_t count_of(Node *node) noexcept:
-    """Values in a node's subtree: a live F_SHORT leaf's count field holds its parent."""
-    if node.flags & F_SHORT:
+    """Values in a node's subtree: a live F_SHORT leaf's count field holds its parent, a
+    Bare leaf has none."""
+    if node.flags & F_SHORT or node.kind == KIND_BARE:
         return node.value != NULL
     return node.count
+
+
+cdef inline bint has_count(Node *node) noexcept:
+    """Whether ``node.count`` is a live node's count (not its parent, not label bytes)."""
+    return not (node.flags & F_SHORT) and node.kind != KIND_BARE
 
 
 cdef inline Node *new_node(int kind, const uchar *label, size_t plen, uint8_t layout) noexcept:
@@ -246,7 +292,7 @@ cdef inline Node *new_node(int kind, const uchar *label, size_t plen, uint8_t la
     cdef Node *node
     if plen > UINT32_MAX:
         return NULL
-    block = <char *>PyMem_Malloc(extra + size + tail_size(plen))
+    block = <char *>PyMem_Malloc(extra + body_size(kind, plen))
     if block == NULL:
         return NULL
     if extra:
@@ -457,12 +503,18 @@ cdef Node *rebuild(Node *node, int kind, const uchar *label, size_t plen,
             and parent_of(node) != NULL):
         flags |= F_SHORT
     extra = link_size(flags)
-    block = <char *>PyMem_Malloc(extra + size + tail_size(plen))
+    block = <char *>PyMem_Malloc(extra + body_size(kind, plen))
     if block == NULL:
         return NULL
     fresh = <Node *>(block + extra)
     memset(fresh, 0, size)
-    memcpy(fresh, node, sizeof(Node))
+    if node.kind == KIND_BARE or kind == KIND_BARE:
+        # The fields up to value are common; a Bare leaf's count is implied (its value).
+        memcpy(fresh, node, BARE_HEADER)
+        if kind != KIND_BARE:
+            fresh.count = count_of(node)
+    else:
+        memcpy(fresh, node, sizeof(Head))  # the label is put below
     fresh.kind = kind
     fresh.flags = flags
     if flags != node.flags:
@@ -528,7 +580,7 @@ cdef int add_child(Node **slot, uchar b, Node *child, Queue *q) noexcept:
     cdef Node **kids
     cdef int i, kind = node.kind
     if node.nkids >= capacity(kind):
-        kind = KIND_N4 if kind == KIND_LEAF else kind + 1
+        kind = KIND_N4 if kind == KIND_LEAF or kind == KIND_BARE else kind + 1
         node = reshape(node, kind, q)
         if node == NULL:
             return -1
@@ -606,8 +658,8 @@ DEF MERGE_STACK_LABEL = 256
 cdef void merge_with_child(Node **slot, Queue *q) noexcept:
     """Fold a valueless node with one child into that child (path compression).
 
-    A child whose new label is longer than INLINE_LABEL is rebuilt with it. Skipped when out
-    of memory: the unmerged node is still a valid trie.
+    A child whose new label is longer than INLINE_LABEL, and a Node4 child, is rebuilt with
+    it. Skipped when out of memory: the unmerged node is still a valid trie.
     """
     cdef Node *node = slot[0]
     cdef Node *child
@@ -621,12 +673,13 @@ cdef void merge_with_child(Node **slot, Queue *q) noexcept:
     total = <size_t>node.plen + 1 + child.plen
     if total > UINT32_MAX:
         return
-    if total <= INLINE_LABEL:
-        # Both labels are inline and so is the result: the child keeps its block.
+    if total <= INLINE_LABEL and child.kind != KIND_N4:
+        # The result fits where the child's label is (inline, or a Bare leaf's 8 bytes):
+        # the child keeps its block. A Node4's block has no room beyond its label.
         memcpy(stack_buf, label_of(node), node.plen)
         stack_buf[node.plen] = b
         memcpy(stack_buf + node.plen + 1, label_of(child), child.plen)
-        memcpy(child.label.inl, stack_buf, total)
+        memcpy(label_of(child), stack_buf, total)  # inline, or a Bare leaf's 8 bytes
         child.plen = <uint32_t>total
         if child.flags & F_LINKED:
             set_parent(child, parent_of(node))
@@ -657,7 +710,10 @@ cdef void cut_label_front(Node *node, size_t cut) noexcept:
     bytes stay in the node's allocation)."""
     cdef size_t old = node.plen, rest = node.plen - cut
     cdef uchar *tail
-    if old > INLINE_LABEL:
+    if label_offset(node.kind):
+        tail = label_of(node)
+        memmove(tail, tail + cut, rest)
+    elif old > INLINE_LABEL:
         tail = node.label.ptr
         if rest > INLINE_LABEL:
             memmove(tail, tail + cut, rest)
@@ -672,17 +728,18 @@ cdef inline size_t common_length(const uchar *a, const uchar *b, size_t n) noexc
     return radix_common_length(a, b, n)
 
 
-cdef inline bint label_matches(Node *node, const uchar *k, uint32_t plen,
+cdef inline bint label_matches(const uchar *label, const uchar *k, uint32_t plen,
                                Py_ssize_t rest) noexcept:
-    """Whether ``node``'s label equals ``k[:plen]``; ``rest >= plen`` bytes are readable."""
+    """Whether the ``plen``-byte ``label`` of a node (from :func:`label_of`: 8 bytes are
+    readable there) equals ``k[:plen]``; ``rest >= plen`` bytes are readable at ``k``."""
     if plen > 32:
         # memcmp compares 32 bytes a step where the CPU can: it wins on long runs.
-        return memcmp(node.label.ptr, k, plen) == 0
+        return memcmp(label, k, plen) == 0
     if plen > INLINE_LABEL:
-        return radix_long_label_matches(node.label.ptr, k, plen)
+        return radix_long_label_matches(label, k, plen)
     if rest >= 8:
-        return radix_label_matches(node.label.inl, k, plen)
-    return memcmp(node.label.inl, k, plen) == 0
+        return radix_label_matches(label, k, plen)
+    return memcmp(label, k, plen) == 0
 
 
 cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcept:
@@ -693,7 +750,7 @@ cdef inline Node *find_exact(Node *node, const uchar *key, Py_ssize_t n) noexcep
     while True:
         plen = node.plen
         if plen:
-            if n - i < plen or not label_matches(node, key + i, plen, n - i):
+            if n - i < plen or not label_matches(label_of(node), key + i, plen, n - i):
                 return NULL
             i += plen
         if i == n:
@@ -718,7 +775,7 @@ cdef Node *find_prefix(Node *node, const uchar *prefix, Py_ssize_t n) noexcept:
             rest = n - i
             if rest <= plen:
                 return node if memcmp(label_of(node), prefix + i, <size_t>rest) == 0 else NULL
-            if not label_matches(node, prefix + i, plen, rest):
+            if not label_matches(label_of(node), prefix + i, plen, rest):
                 return NULL
             i += plen
         if i == n:
@@ -751,7 +808,7 @@ cdef inline Node **kid_array(Node *node, int *length) noexcept:
 cdef Node *clone_node(Node *src) noexcept:
     """A copy of one node, children pointers included, holding its own value reference."""
     cdef size_t size = node_size(src.kind)
-    cdef Node *node = <Node *>PyMem_Malloc(size + tail_size(src.plen))
+    cdef Node *node = <Node *>PyMem_Malloc(body_size(src.kind, src.plen))
     if node == NULL:
         return NULL
     memcpy(node, src, size)
@@ -1124,10 +1181,16 @@ cdef class RadixTrie:
                         prefetch_write(qlink(qlink(node).older), 1)
                     if qlink(node).newer != NULL:
                         prefetch_write(qlink(qlink(node).newer), 1)
-                leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1), self.leaf_layout)
+                # A constant kind in each branch: new_node inlines with a constant-size memset.
+                if self.linked:
+                    leaf = new_node(KIND_LEAF, key + i + 1, <size_t>(n - i - 1),
+                                    self.leaf_layout)
+                else:
+                    leaf = new_node(KIND_BARE, key + i + 1, <size_t>(n - i - 1), 0)
                 if leaf == NULL:
                     raise MemoryError()
-                leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
+                if self.linked:
+                    leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
                 if add_child(slot, key[i], leaf, &self.queue) < 0:
                     free_node(leaf)
                     raise MemoryError()
@@ -1157,30 +1220,50 @@ cdef class RadixTrie:
         cdef Node *leaf = NULL
         cdef Node *parent = NULL
         cdef uchar *label = label_of(node)
-        cdef uchar node_byte = label[m]
+        cdef uchar node_byte = label[m], leaf_byte
+        cdef Node4 *f4
         cdef Py_ssize_t j
         fork = new_node(KIND_N4, label, <size_t>m, self.layout)
         if fork == NULL:
             raise MemoryError()
         if i + m < n:
-            leaf = new_node(KIND_LEAF, key + i + m + 1, <size_t>(n - i - m - 1),
-                            self.leaf_layout)
+            if self.linked:
+                leaf = new_node(KIND_LEAF, key + i + m + 1, <size_t>(n - i - m - 1),
+                                self.leaf_layout)
+            else:
+                leaf = new_node(KIND_BARE, key + i + m + 1, <size_t>(n - i - m - 1), 0)
             if leaf == NULL:
                 free_node(fork)
                 raise MemoryError()
-            leaf.count = 1  # an F_SHORT leaf's count becomes its parent in add_child
+            if self.linked:
+                leaf.count = 1  # an F_SHORT leaf's count becomes its parent below
         # Nothing below can fail.
         if self.linked:
             parent = parent_of(node)
         fork.count = count_of(node) + 1
         cut_label_front(node, <size_t>m + 1)
-        add_child(&fork, node_byte, node, &self.queue)
+        # The fork's children are written directly, in byte order (the two bytes differ:
+        # the key parts from the label there).
+        f4 = <Node4 *>fork
         incref(<PyObject *>value)
         if leaf != NULL:
-            add_child(&fork, key[i + m], leaf, &self.queue)
+            leaf_byte = key[i + m]
+            j = leaf_byte > node_byte
+            f4.keys[j] = leaf_byte
+            f4.kids[j] = leaf
+            f4.keys[1 - j] = node_byte
+            f4.kids[1 - j] = node
+            fork.nkids = 2
             leaf.value = <PyObject *>value
         else:
+            f4.keys[0] = node_byte
+            f4.kids[0] = node
+            fork.nkids = 1
             fork.value = <PyObject *>value
+        if self.linked:
+            set_parent(node, fork)
+            if leaf != NULL:
+                set_parent(leaf, fork)
         slot[0] = fork
         for j in range(depth - 1):
             self.path[j][0].count += 1
@@ -1215,7 +1298,7 @@ cdef class RadixTrie:
         cdef Py_ssize_t j, weight
         for j in range(depth - 1):
             self.path[j][0].count -= 1
-        if not (node.flags & F_SHORT):  # a short leaf's count field is its parent
+        if has_count(node):  # a short leaf's count field is its parent, a Bare has none
             node.count -= 1
         if self.linked:
             if self.weighed:
@@ -1621,10 +1704,15 @@ cdef class RadixTrie:
         removing what another thread stored under ``key`` since. Atomic like every method.
         """
         cdef Py_ssize_t n, depth, start
-        cdef object source = key_source(key, "keys")
-        cdef const uchar *k = source_bytes(source, &n)
+        cdef object source
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
+        cdef const uchar *k = in_place_bytes(key, buf, &n)
         cdef PyObject *out = NULL
-        cdef Node *node = self._walk(k, n, True, &depth, &start)
+        cdef Node *node
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
+        node = self._walk(k, n, True, &depth, &start)
         if node == NULL or node.value == NULL or node.value != <PyObject *>value:
             return False
         self._take_value(node, depth, &out)
@@ -1637,7 +1725,8 @@ cdef class RadixTrie:
         """Set ``key`` with ``weight``, restore the bound, release a slice of garbage."""
         cdef Py_ssize_t n
         cdef object source
-        cdef const uchar *k = ascii_bytes(key, &n)
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
+        cdef const uchar *k = in_place_bytes(key, buf, &n)
         if k == NULL:
             source = key_source(key, "keys")
             k = source_bytes(source, &n)
@@ -1664,11 +1753,15 @@ cdef class RadixTrie:
         """
         cdef Py_ssize_t w = check_weight(weight)
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
+        cdef object source
         cdef PyObject *out = NULL
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
         cdef const uchar *k
         if self.linked and w > self.limit_weight:
-            k = source_bytes(source, &n)
+            k = in_place_bytes(key, buf, &n)
+            if k == NULL:
+                source = key_source(key, "keys")
+                k = source_bytes(source, &n)
             if self._remove(k, n, &out):
                 decref(out)
             if self.garbage != NULL:
@@ -1744,21 +1837,23 @@ cdef class RadixTrie:
         if self.linked:
             self._store(key, value, 1)
             return
-        k = ascii_bytes(key, &n)
+        k = in_place_bytes(key, buf, &n)
         if k == NULL:
-            k = small_utf8(key, buf, &n)
-            if k == NULL:
-                source = key_source(key, "keys")
-                k = source_bytes(source, &n)
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
         self._set(k, n, value, 1)
         if self.garbage != NULL:
             self._reclaim(RECLAIM_SLICE)
 
     def __delitem__(self, key):
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
+        cdef object source
         cdef PyObject *out = NULL
-        cdef const uchar *k = source_bytes(source, &n)
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
+        cdef const uchar *k = in_place_bytes(key, buf, &n)
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
         if not self._remove(k, n, &out):
             raise KeyError(key)
         decref(out)
@@ -1768,10 +1863,14 @@ cdef class RadixTrie:
     def pop(self, key, default=_MISSING):
         """Remove ``key`` and return its value; ``default`` or KeyError when absent."""
         cdef Py_ssize_t n
-        cdef object source = key_source(key, "keys")
+        cdef object source
         cdef PyObject *out = NULL
         cdef object value
-        cdef const uchar *k = source_bytes(source, &n)
+        cdef uchar buf[4 * SMALL_KEY_CHARS]
+        cdef const uchar *k = in_place_bytes(key, buf, &n)
+        if k == NULL:
+            source = key_source(key, "keys")
+            k = source_bytes(source, &n)
         if not self._remove(k, n, &out):
             if default is _MISSING:
                 raise KeyError(key)

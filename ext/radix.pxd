@@ -4,15 +4,27 @@
 #
 # * Keys are stored as UTF-8 bytes, lone surrogates passed through, so byte order equals
 #   code point order and a str prefix is exactly a byte prefix.
-# * Every node starts with a ``Node`` header. A node's *label* is the compressed run of
-#   bytes that follows the byte under which it hangs from its parent (path compression);
-#   the root's label is always empty. A label longer than ``INLINE_LABEL`` bytes is
-#   stored in the node's own allocation, just after its struct, so reading it touches no
-#   other block.
+# * Every node starts with a ``Node`` header (a ``Node4`` and a ``Bare`` leaf with a part of
+#   it, see below). A node's *label* is the compressed run of bytes that follows the byte
+#   under which it hangs from its parent (path compression); the root's label is always
+#   empty. A label longer than ``INLINE_LABEL`` bytes is stored in the node's own
+#   allocation, just after its struct, so reading it touches no other block.
 # * Children live in the same allocation as the header, in one of four shapes chosen by
 #   fan-out: ``Node4`` and ``Node16`` keep sorted parallel arrays of bytes and pointers,
 #   ``Node48`` maps a byte to a slot through a 256-entry index, ``Node256`` is indexed by
-#   the byte itself. A node with no children is a bare header (``KIND_LEAF``).
+#   the byte itself. A node with no children is a header alone (``KIND_LEAF``).
+# * A leaf of a trie without ``Link``s (no bound, no ``expired``) is a ``Bare`` node
+#   (``KIND_BARE``): the header's first 16 bytes (kind, flags, nkids, plen, value) and the
+#   label right after them, never fewer than 8 bytes of room. It has no ``count`` (it holds
+#   exactly one value while it is in the trie) and no label pointer, so a leaf costs 16
+#   bytes plus its label: 32 bytes up to a 16-byte label, 48 up to 32. Once detached, its
+#   first 8 label bytes, where a ``Node`` has ``count``, are its garbage link. The root is
+#   never bare (it may hold no value); a bare leaf that gets a child becomes a Node4, and a
+#   node that loses its last child becomes a ``KIND_LEAF`` (its count kept).
+# * A ``Node4`` has no ``label`` field either: its header is a ``Head`` (Node without the
+#   label) and its label, of any length, follows the struct, so a fork with an empty label
+#   (the common one under random keys) is 64 bytes, a pymalloc class below the 80 it would
+#   need with the 8 inline label bytes.
 # * ``count`` is the number of values in a node's subtree, so counting or dropping a whole
 #   prefix needs no visit below the node where the prefix ends.
 # * Detached subtrees wait on a singly linked *garbage list* threaded through ``count``
@@ -40,7 +52,9 @@ cdef enum:
     KIND_N16 = 2      # up to 16 children
     KIND_N48 = 3      # up to 48 children
     KIND_N256 = 4     # up to 256 children
-    INLINE_LABEL = 8  # labels up to this many bytes live inside the header
+    KIND_BARE = 5     # a leaf with the 16-byte header of Bare (tries without Links)
+    INLINE_LABEL = 8  # labels up to this many bytes live inside the header (not in a
+                      # Node4's nor a Bare leaf's: theirs always follow the struct)
 
 cdef enum:
     F_LINKED = 1      # allocated with a Link just before the header
@@ -58,12 +72,34 @@ cdef struct Node:
     uint8_t flags     # F_* bits (this byte was padding before)
     uint16_t nkids    # children in use (0..256)
     uint32_t plen     # bytes in this node's label
-    Py_ssize_t count  # values in this subtree, this node's included; garbage link once detached
     PyObject *value   # owned reference, or NULL when no key ends at this node
+    Py_ssize_t count  # values in this subtree, this node's included; garbage link once detached
     Label label       # the compressed path below the parent's branching byte
 
+# A KIND_BARE leaf: Node's fields up to ``value``, then the label (at offset BARE_HEADER,
+# where Node has ``count``), at least INLINE_LABEL bytes of room, longer ones running on.
+cdef struct Bare:
+    uint8_t kind
+    uint8_t flags
+    uint16_t nkids    # always 0
+    uint32_t plen
+    PyObject *value
+    uchar label[8]
+
+cdef enum:
+    BARE_HEADER = 16  # offset of a Bare leaf's label: sizeof(Bare) - INLINE_LABEL
+
+# Node's fields without the label: the header of a Node4, whose label follows the struct.
+cdef struct Head:
+    uint8_t kind
+    uint8_t flags
+    uint16_t nkids
+    uint32_t plen
+    PyObject *value
+    Py_ssize_t count
+
 cdef struct Node4:
-    Node hdr
+    Head hdr
     uchar keys[4]     # branching bytes of the children, ascending
     Node *kids[4]     # kids[i] hangs under keys[i]
 

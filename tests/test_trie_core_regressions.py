@@ -9,6 +9,7 @@ paths deeper than the first scratch allocation, checking against a dict after ea
 from __future__ import annotations
 
 import copy
+import functools
 import gc
 import importlib
 import random
@@ -195,6 +196,44 @@ def test_labels_across_the_inline_limit(trie_cls: Any, length: int) -> None:
             del trie[key]
             del model[key]
             assert_matches(trie, model, prefixes)
+
+
+def _put_tracked(trie: Any, model: dict[str, Tracked], key: str) -> None:
+    model[key] = trie[key] = Tracked(key)
+
+
+@pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 16, 17, 31, 32, 33])
+def test_leaf_and_fork_labels_of_every_storage(
+    trie_cls: Any, tracked: type[Tracked], length: int
+) -> None:
+    # The compiled core keeps a leaf's label right after a 16-byte header (at least 8 bytes
+    # of room, where a detached leaf keeps its garbage link) and a 4-child fork's label after
+    # its children; other nodes' labels up to 8 bytes inline. Split a leaf at every offset,
+    # grow it a child, merge it back, copy it, and detach it, with every value released.
+    tail = "".join(chr(0x61 + i % 26) for i in range(length))
+    for cut in range(length + 1):
+        trie = trie_cls()
+        model: dict[str, Tracked] = {}
+        put = functools.partial(_put_tracked, trie, model)
+        put("k/" + tail)  # a leaf under the fork at "k/"
+        put("k-")
+        put("k/" + tail[:cut] + "\x00")  # splits the leaf's label after cut bytes
+        put("k/" + tail + "/more")  # the leaf grows a child
+        prefixes = all_prefixes(list(model))
+        assert_matches(trie, model, prefixes)
+        assert_matches(trie.copy(), model, prefixes)
+        for key in ("k/" + tail + "/more", "k/" + tail[:cut] + "\x00"):  # merges back
+            del trie[key]
+            del model[key]
+            assert_matches(trie, model, prefixes)
+        assert trie.invalidate_prefix("k/" + tail) == 1  # a leaf as a detached top
+        del model["k/" + tail]
+        put("k/" + tail[:cut])
+        assert trie.invalidate_prefix("k") == 2
+        model.clear()
+        assert tracked.live == trie.pending_reclaim == 2  # the put released the first
+        assert trie.reclaim() == 2
+        assert tracked.live == 0
 
 
 def _merge_run(cls: Any, seed: int) -> list[Any]:

@@ -8,6 +8,8 @@ tests hold both cores to ``dict`` on keys built to hit those edges.
 from __future__ import annotations
 
 import random
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -81,3 +83,58 @@ def test_free_child_slots_never_match(trie_cls: Any, fan_out: int) -> None:
     assert trie.get(fresh("p/\x00")) is None
     assert "p/\x00" not in trie
     assert [trie.get(fresh("p/" + c)) for c in branch[:-1]] == branch[:-1]
+
+
+# Short keys of each str storage width (1, 2 and 4 bytes a character) and one of 64
+# characters, the longest the compiled core encodes on the stack.
+SHORT_KEYS = ["ké/" + "é" * 20, "k中/" + "中" * 20, "k\U00010000/" + "\U0001f600" * 20, "é" * 64]
+
+
+def _remove_if_old(d: dict[str, object], k: str) -> None:
+    if d.get(k) == "old":
+        del d[k]
+
+
+# Each call with a key: (on the trie, on a dict holding the same entries).
+CALLS: dict[
+    str, tuple[Callable[[Any, str], object], Callable[[dict[str, object], str], object]]
+] = {
+    "setitem": (lambda t, k: t.__setitem__(k, "new"), lambda d, k: d.__setitem__(k, "new")),
+    "put": (lambda t, k: t.put(k, "new"), lambda d, k: d.__setitem__(k, "new")),
+    "put over max_weight": (lambda t, k: t.put(k, "new", 1000), lambda d, k: d.pop(k)),
+    "setdefault": (lambda t, k: t.setdefault(k, "new"), lambda d, k: d.setdefault(k, "new")),
+    "delitem": (lambda t, k: t.__delitem__(k), lambda d, k: d.__delitem__(k)),
+    "pop": (lambda t, k: t.pop(k), lambda d, k: d.pop(k)),
+    "pop absent": (lambda t, k: t.pop(k, None), lambda d, k: None),
+    "remove_if_is": (lambda t, k: t.remove_if_is(k, "old"), _remove_if_old),
+    "get": (lambda t, k: t.get(k), lambda d, k: None),
+    "contains": (lambda t, k: k in t, lambda d, k: None),
+}
+
+
+# The calls made with a key the trie does not hold.
+ABSENT = {"setdefault", "pop absent"}
+
+
+@pytest.mark.parametrize("bound", [{}, {"max_entries": 100}, {"max_weight": 100}], ids=str)
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_short_non_ascii_keys_get_no_utf8_copy_kept_inside_them(
+    trie_cls: Any, call: str, bound: dict[str, int]
+) -> None:
+    # CPython keeps the UTF-8 form of a str once asked for it, and sys.getsizeof counts it:
+    # the trie encodes a short key itself, so the caller's key is no bigger after a call.
+    if call == "put over max_weight" and "max_weight" not in bound:
+        pytest.skip("only a trie with max_weight refuses a heavy entry")
+    on_trie, on_dict = CALLS[call]
+    for key in SHORT_KEYS:
+        trie = trie_cls(**bound)
+        expected: dict[str, object] = {}
+        for k in (key, key + "a", key[:-1]):
+            if not (k == key and call in ABSENT):
+                trie[k] = expected[k] = "old"
+        probe = fresh(key)
+        size = sys.getsizeof(probe)
+        on_trie(trie, probe)
+        assert sys.getsizeof(probe) == size
+        on_dict(expected, key)
+        assert dict(trie.items()) == expected
