@@ -11,7 +11,9 @@ has already checked (``key`` and ``prefix`` are ``str``, ``rows`` is a :class:`C
 and optionally ``aclose()`` (calling ``super().aclose()``), ``_put_if`` (below), ``_put_if_now``
 (the same without awaiting, where the backend can), and two plain callables its ``__init__``
 hands to the base: ``self._set_reader(read)`` (``read(key)``: the stored rows or ``None``
-without awaiting, ``_UNKNOWN`` when it cannot answer without awaiting) and ``self._set_now``
+without awaiting, ``_UNKNOWN`` when it cannot answer without awaiting; a read that needs
+nothing of the instance can be the class attribute ``_initial_reader`` instead, as in
+``NoCache``) and ``self._set_now``
 (``set_now(key, rows)``: a store that needs no await, ``OVERSIZED`` if it refused the rows as
 too heavy; ``None``, the default: only ``_put_if`` stores). Callables rather than methods, so
 that a backend whose read or store is a C function (``MemCache``: its trie's ``get`` and
@@ -210,6 +212,16 @@ def check_max_age(max_age: object, name: str = "max_age") -> float | None:
 def check_stale(stale: object) -> float | None:
     """``stale_while_revalidate``: like ``max_age``."""
     return check_max_age(stale, "stale_while_revalidate")
+
+
+def _unknown(key: str) -> Any:
+    """``Cache._read_now`` of a backend that cannot read without awaiting."""
+    return _UNKNOWN
+
+
+def _no_rows(key: str) -> None:
+    """``NoCache._read_now``: nothing stored (a bad key is still refused)."""
+    check_key(key)
 
 
 def _check_options(max_age: object, stale: object) -> None:
@@ -485,6 +497,10 @@ class Cache(abc.ABC):
 
     #: False for a backend that stores nothing (``NoCache``): fills are not attempted.
     _stores = True
+    #: The synchronous read a cache starts with (``_reader``). A backend whose read needs
+    #: nothing of the instance names it here (``NoCache``); one whose read does calls
+    #: ``_set_reader`` in its ``__init__`` (``MemCache``: its trie's ``get``).
+    _initial_reader: Callable[[str], Any] = staticmethod(_unknown)
 
     # Counters of rare events, and the closing flag: class-level defaults, which an instance
     # shadows the first time it changes one. Each attribute set in ``__init__`` takes one of
@@ -524,10 +540,10 @@ class Cache(abc.ABC):
         #: A callable in an attribute, not a method: no Python frame for a backend that
         #: reads with a C function (``MemCache``: its trie's ``get``), and no bound method
         #: that would tie the cache into a reference cycle.
-        self._reader: Callable[[str], Any] = _unknown
+        self._reader: Callable[[str], Any] = self._initial_reader
         #: What ``get_or_fetch`` reads with first: ``_reader``, or ``_unknown`` while the bus
         #: lags (``_lag``). One call that stands for both checks on a hit.
-        self._read_now: Callable[[str], Any] = _unknown
+        self._read_now: Callable[[str], Any] = self._reader
         #: The store of a fill that needs no await, or ``None`` (the default) when only
         #: ``_put_if`` can store: ``(key, rows)`` -> ``OVERSIZED`` when the backend refused
         #: rows too heavy to keep, anything else when it stored them. Called under
@@ -1256,16 +1272,6 @@ class Cache(abc.ABC):
         _retrieve(task)
 
 
-def _unknown(key: str) -> Any:
-    """``Cache._read_now`` of a backend that cannot read without awaiting."""
-    return _UNKNOWN
-
-
-def _no_rows(key: str) -> None:
-    """``NoCache._read_now``: nothing stored (a bad key is still refused)."""
-    check_key(key)
-
-
 def _as_rows(result: object, started: float) -> CachedRows:
     if isinstance(result, CachedRows):
         return result
@@ -1284,19 +1290,10 @@ class NoCache(Cache):
     """
 
     _stores = False
+    _initial_reader = staticmethod(_no_rows)
 
     async def _get(self, key: str) -> CachedRows | None:
         return None
-
-    def __init__(
-        self,
-        *,
-        max_age: float | None = None,
-        stale_while_revalidate: float | None = None,
-        bus: Any = None,
-    ) -> None:
-        super().__init__(max_age=max_age, stale_while_revalidate=stale_while_revalidate, bus=bus)
-        self._set_reader(_no_rows)
 
     async def _put(self, key: str, rows: CachedRows) -> None:
         return None
