@@ -1290,7 +1290,7 @@ class NoCache(Cache):
     """
 
     _stores = False
-    _initial_reader = staticmethod(_no_rows)
+    _initial_reader: Callable[[str], Any] = staticmethod(_no_rows)
 
     async def _get(self, key: str) -> CachedRows | None:
         return None
